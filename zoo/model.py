@@ -448,11 +448,6 @@ class ConvLayer(nn.Sequential):
         if activate:
             layers.append(FusedLeakyReLU(out_channel, clamp=clamp))
         super().__init__(*layers)
-        self.clamp = None if activate else clamp
-
-    def forward(self, x):
-        out = super().forward(x)
-        return out if self.clamp is None else out.clamp(-self.clamp, self.clamp)
 
 
 class ResBlock(nn.Module):
@@ -460,7 +455,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_channel, in_channel, 3, clamp=clamp)
         self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True, blur_kernel=blur_kernel, clamp=clamp)
-        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False, clamp=clamp)
+        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False)
 
     def forward(self, x):
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)

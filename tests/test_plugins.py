@@ -1,0 +1,150 @@
+"""The plugin system: built-in domains via entry points, inline plugins, and broken plugins contained."""
+
+import importlib.metadata
+
+import pytest
+
+from zoo import hookimpl, plugins
+from zoo.domains import DataSource, DomainSpec, Recipe, get_domain, list_domains
+from zoo.errors import ZooError
+
+PAPER_DOMAINS = {"face": "face", "portrait": "face", "cartoon": "face", "anime": "face", "cat": "cat", "dog": "cat", "wild": "cat"}
+EMOJI_STYLES = ["noto", "twemoji", "openmoji", "fluent-flat", "fluent-color", "fluent-3d"]
+
+
+def spec(name, family="test", base=None):
+    return DomainSpec(name=name, family=family, description=name, resolution=16,
+                      data=DataSource(description="none", license="none"), recipe=Recipe(base=base, iters=10))
+
+
+@pytest.fixture
+def fresh_problems(monkeypatch):
+    monkeypatch.setattr(plugins, "problems", [])
+    return plugins.problems
+
+
+@pytest.fixture
+def register_inline():
+    """llm-style: register plugin objects for one test, unregister afterwards."""
+    names = []
+
+    def add(plugin, name):
+        plugins.load_plugins()
+        plugins.pm.register(plugin, name=name)
+        names.append(name)
+
+    yield add
+    for name in names:
+        plugins.pm.unregister(name=name)
+
+
+def test_builtin_domains_come_from_entry_points():
+    domains = {spec.name: spec for spec in list_domains()}
+    assert {name: domains[name].family for name in PAPER_DOMAINS} == PAPER_DOMAINS
+    assert {f"emoji-{style}" for style in EMOJI_STYLES} <= set(domains)
+    assert domains["emoji-noto"].recipe.base is None
+    assert all(domains[f"emoji-{style}"].recipe.base == "emoji-noto" for style in EMOJI_STYLES[1:])
+    assert domains["face"].weights.urls[0].endswith("ffhq-res256-mirror-paper256-noaug.pkl")
+    assert domains["cat"].weights.urls[0].endswith("/afhqcat.pkl")
+    assert domains["anime"].weights is None and domains["anime"].recipe.base == "face"
+    assert len(list(domains["emoji-noto"].data.bundled.glob("*.png"))) == 1030
+    assert {spec.plugin for spec in domains.values()} == {"faces", "animals", "emoji"}
+    entry_points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="zoo") if ep.dist.name == "zoo-stylegan"}
+    assert entry_points == {"faces": "zoo_plugins.faces", "animals": "zoo_plugins.animals", "emoji": "zoo_plugins.emoji"}
+
+
+def test_wildcards_families_and_unknown_names():
+    assert [s.name for s in list_domains("emoji-fluent-*")] == ["emoji-fluent-3d", "emoji-fluent-color", "emoji-fluent-flat"]
+    assert [s.name for s in list_domains(family="cat")] == ["cat", "dog", "wild"]
+    with pytest.raises(ZooError, match="did you mean anime"):
+        get_domain("anme")
+
+
+def test_inline_plugin_adds_a_domain(register_inline):
+    class Pixel:
+        __name__ = "pixel"
+
+        @staticmethod
+        @hookimpl
+        def register_domains(register):
+            register(spec("pixel-art"))
+
+    register_inline(Pixel, "pixel")
+    assert get_domain("pixel-art").plugin == "pixel"
+    assert any(row["name"] == "pixel" and row["hooks"] == ["register_domains"] for row in plugins.plugin_listing())
+
+
+def test_bad_specs_duplicates_and_crashing_hooks_are_contained(register_inline, fresh_problems):
+    class Messy:
+        @staticmethod
+        @hookimpl
+        def register_domains(register):
+            register({"name": "not-a-spec"})
+            register(spec("face"))  # duplicate of a built-in
+            register(spec("messy-ok"))
+
+    class Crashing:
+        @staticmethod
+        @hookimpl
+        def register_domains(register):
+            raise RuntimeError("boom")
+
+    register_inline(Messy, "messy")
+    register_inline(Crashing, "crashing")
+    with pytest.warns(UserWarning):
+        domains = plugins.registered_domains()
+    assert domains["face"].plugin == "faces"
+    assert "messy-ok" in domains and "anime" in domains
+    messages = {(p.plugin, p.message.split(" (")[0].split(";")[0]) for p in fresh_problems}
+    assert ("messy", "register_domains registered a dict, not a DomainSpec") in messages
+    assert ("messy", "DomainSpec 'face' is already registered by faces") in messages
+    assert ("crashing", "register_domains failed") in messages
+
+
+def test_strict_mode_reraises(register_inline, monkeypatch):
+    class Crashing:
+        @staticmethod
+        @hookimpl
+        def register_domains(register):
+            raise RuntimeError("boom")
+
+    register_inline(Crashing, "crashing")
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        plugins.registered_domains()
+
+
+def fake_entry_point(name, value):
+    return importlib.metadata.EntryPoint(name=name, value=value, group="zoo")
+
+
+def test_misspelled_hooks_and_import_errors_are_reported_not_raised(fresh_problems):
+    with pytest.warns(UserWarning):
+        plugins._load_one(fake_entry_point("typo", "plugin_samples:typo_plugin"))
+        plugins._load_one(fake_entry_point("missing", "no_such_module_anywhere"))
+    assert not plugins.pm.has_plugin("typo") and not plugins.pm.has_plugin("missing")
+    by_plugin = {p.plugin: p.message for p in fresh_problems}
+    assert "register_domain" in by_plugin["typo"]
+    assert "ModuleNotFoundError" in by_plugin["missing"] and "ZOO_LOAD_PLUGINS" in by_plugin["missing"]
+    plugins._load_one(fake_entry_point("good", "plugin_samples:good_plugin"))
+    try:
+        assert plugins.pm.has_plugin("good")
+        assert get_domain("face").family == "face"
+    finally:
+        plugins.pm.unregister(name="good")
+
+
+def test_load_plugins_filter(monkeypatch):
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "faces,emoji")
+    assert [ep.name for ep in plugins._selected_entry_points()] == ["emoji", "faces"]
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
+    assert plugins._selected_entry_points() == []
+
+
+def test_domain_spec_validation():
+    with pytest.raises(ValueError, match="never a path"):
+        spec("../evil")
+    with pytest.raises(ValueError, match="from itself"):
+        spec("loop", base="loop")
+    with pytest.raises(ValueError, match="augment"):
+        Recipe(base=None, iters=10, augment="sometimes")

@@ -1,0 +1,198 @@
+"""The `zoo` command line: a thin layer over the Python API (each command calls one or two public functions)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .devices import pick_device
+from .errors import ZooError
+from .images import grid, save_image
+from .importers import import_checkpoint
+from .domains import describe, domain_status, get_domain
+from .hub import pull
+from .plugins import plugin_listing
+from .registry import Registry, check_name, load
+from .sampling import sample
+
+app = typer.Typer(
+    name="zoo",
+    help="A multi-domain StyleGAN2 model zoo for unsupervised image-to-image translation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+
+
+def progress_bar() -> Progress:
+    """Progress on stderr, shown only on a terminal (logs and pipes get no bar residue)."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=error_console, disable=not error_console.is_terminal,
+    )
+
+
+def version_callback(value: bool):
+    if value:
+        console.print(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Optional[bool] = typer.Option(None, "--version", callback=version_callback, is_eager=True, help="Print the version."),
+):
+    """Run `zoo COMMAND --help` for a command's options."""
+
+
+@app.command("import")
+def import_command(
+    path: Path = typer.Argument(..., help="A rosinality .pt, an NVIDIA .pkl (ada-pytorch or TF) or a zoo .safetensors file."),
+    name: str = typer.Option(..., "--name", help="Name to install it under (lowercase a-z, 0-9, '-')."),
+    family: Optional[str] = typer.Option(None, "--family", help="Family to join (default: a new family named NAME)."),
+    n_mlp: Optional[int] = typer.Option(None, "--n-mlp", help="Expected number of mapping layers (checked against the file)."),
+    channel_multiplier: Optional[int] = typer.Option(None, "--channel-multiplier", help="Expected channel multiplier (checked)."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
+):
+    """Convert a checkpoint into zoo's format and install it (checkpoints/NAME.safetensors + registry.toml)."""
+    entry = import_checkpoint(path, name, family=family, force=force, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
+    console.print(
+        f"installed [bold]{name}[/] ({entry['resolution']}px, family {entry['family']}, "
+        f"from {entry['lineage']['source_format']}) -> {entry['file']}  sha256 {entry['sha256'][:16]}…"
+    )
+
+
+@app.command("sample")
+def sample_command(
+    model: str = typer.Argument(..., help="An installed model name or a .safetensors path."),
+    n: int = typer.Option(16, "--n", min=1, help="Number of images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the z samples."),
+    truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward the mean latent (1 = none)."),
+    noise: str = typer.Option("const", "--noise", help="'const' (stored maps, reproducible) or 'random'."),
+    out: Path = typer.Option(Path("grid.png"), "--out", help="Output grid image."),
+    batch: int = typer.Option(16, "--batch", min=1, help="Images per generator pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+):
+    """Write a grid of random samples."""
+    if noise not in ("const", "random"):
+        raise ZooError(f"--noise {noise!r}: use 'const' or 'random'")
+    if out.exists() and not force:
+        raise ZooError(f"{out}: already exists; pass --force to overwrite it or choose another --out")
+    generator = load(model, device=pick_device(device)).generator
+    with progress_bar() as progress:
+        task = progress.add_task(f"sampling {model}", total=n)
+        images = sample(
+            generator, n, seed=seed, truncation=truncation, noise=noise, batch_size=batch,
+            on_batch=lambda done: progress.advance(task, done),
+        )
+    save_image(grid(images), out, force=True)
+    console.print(f"wrote {n} samples of {model} to {out}")
+
+
+@app.command("info")
+def info_command(
+    model: str = typer.Argument(..., help="A domain, an installed model name or a .safetensors path."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Show a model's config, lineage, size and sha256, and its domain's data, recipe and weights."""
+    facts = describe(model)
+    if as_json:
+        console.print_json(json.dumps(facts))
+        return
+    table = Table(title=model, show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+
+
+@app.command("list")
+def list_command(
+    pattern: Optional[str] = typer.Argument(None, help="Wildcard filter on domain names, e.g. 'emoji-*'."),
+    family: Optional[str] = typer.Option(None, "--family", help="Only this family."),
+    installed: bool = typer.Option(False, "--installed", help="Only installed models."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Domains from every plugin and installed models, with their state."""
+    rows = domain_status(pattern, family, installed)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="zoo domains")
+    for column in ("domain", "family", "resolution", "state", "plugin", "version"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[key]) if row[key] is not None else "" for key in ("domain", "family", "resolution", "state", "plugin", "version")))
+    console.print(table)
+
+
+@app.command("plugins")
+def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """Loaded plugins, their hooks and versions, and any plugin that failed to load."""
+    rows = plugin_listing()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="zoo plugins")
+    for column in ("plugin", "distribution", "version", "hooks", "problems"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], row["distribution"] or "", row["version"] or "", ", ".join(row["hooks"]),
+                      "\n".join(row["problems"]) or "ok")
+    console.print(table)
+
+
+@app.command("pull")
+def pull_command(
+    name: str = typer.Argument(..., help="A domain with published weights (see `zoo list`)."),
+    file: Optional[Path] = typer.Option(None, "--file", help="Use this local copy of the weights instead of downloading."),
+    force: bool = typer.Option(False, "--force", help="Replace the installed model."),
+):
+    """Download a domain's published weights, verify them, import and register them."""
+    with progress_bar() as progress:
+        tasks = []
+        entry = pull(
+            name, file=file, force=force,
+            on_start=lambda total: tasks.append(progress.add_task(f"downloading {name}", total=total)),
+            on_chunk=lambda size: progress.advance(tasks[-1], size),
+        )
+    if not get_domain(name).weights.sha256:
+        error_console.print(f"note: {name}'s publisher gives no sha256; recorded {entry['lineage']['source_sha256'][:16]}… for later checks")
+    console.print(f"installed [bold]{name}[/] -> {entry['file']}  sha256 {entry['sha256'][:16]}…")
+
+
+@app.command("remove")
+def remove_command(
+    name: str = typer.Argument(..., help="An installed model."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+):
+    """Uninstall a model: its registry entry and its checkpoint file."""
+    registry = Registry()
+    entry = registry.get(check_name(name))
+    if entry is None:
+        raise ZooError(f"model {name!r} is not installed; see `zoo list --installed`")
+    if not yes and not typer.confirm(f"Remove {name} ({registry.checkpoint_path(entry)})?"):
+        raise typer.Exit(1)
+    registry.remove(name)
+    console.print(f"removed {name}")
+
+
+def main() -> None:
+    try:
+        app()
+    except ZooError as error:
+        error_console.print(f"zoo: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        error_console.print("zoo: interrupted")
+        sys.exit(130)

@@ -1,0 +1,16 @@
+"""The hooks a zoo plugin can implement. Each receives a `register` callback, so core owns ordering and duplicates."""
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("zoo")
+hookimpl = HookimplMarker("zoo")
+
+
+@hookspec
+def register_domains(register):
+    """Call register(DomainSpec(...)) once for each domain the plugin provides."""
+
+
+@hookspec
+def register_metrics(register):
+    """Call register(MetricSpec(...)) once for each image metric the plugin provides."""

@@ -1,0 +1,44 @@
+"""Image tensors <-> files. Generator images are (B, 3, H, W) floats in [-1, 1]."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .errors import ZooError
+from .files import atomic_path
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """One (3, H, W) image in [-1, 1] -> an RGB PIL image."""
+    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB")
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+    """Tile (B, 3, H, W) images into one (3, H', W') image on white, `nrow` per row (ceil(sqrt(B)) by default)."""
+    count, channels, height, width = images.shape
+    nrow = nrow or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / nrow)
+    canvas = torch.ones(channels, rows * (height + padding) + padding, nrow * (width + padding) + padding)
+    for index, image in enumerate(images.detach().float().cpu().clamp(-1, 1)):
+        top = padding + (index // nrow) * (height + padding)
+        left = padding + (index % nrow) * (width + padding)
+        canvas[:, top : top + height, left : left + width] = image
+    return canvas
+
+
+def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Path:
+    """Save one (3, H, W) image atomically; the format follows the suffix (png, jpg, webp)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise ZooError(f"{path}: unknown image type {path.suffix!r}; use .png, .jpg or .webp")
+    with atomic_path(path) as tmp:
+        to_pil(image).save(tmp, format=image_format)
+    return path

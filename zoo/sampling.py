@@ -1,0 +1,36 @@
+"""Random samples from a generator, reproducible from a seed."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .model import Generator, NoiseSpec
+
+
+def sample_latents(generator: Generator, n: int, seed: int) -> torch.Tensor:
+    """n z vectors from N(0, I), the same for a given seed on every device."""
+    return torch.randn(n, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def sample(
+    generator: Generator,
+    n: int = 16,
+    *,
+    seed: int = 0,
+    truncation: float = 1.0,
+    noise: NoiseSpec = "const",
+    batch_size: int = 16,
+    on_batch: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """n images (n, 3, H, W) in [-1, 1] on the CPU; `on_batch(k)` is called after each batch of k images."""
+    device = generator.input.input.device
+    images = []
+    for z in sample_latents(generator, n, seed).split(batch_size):
+        image, _ = generator(z.to(device), truncation=truncation, noise=noise)
+        images.append(image.cpu())
+        if on_batch:
+            on_batch(len(z))
+    return torch.cat(images)
