@@ -119,7 +119,8 @@ def test_import_checkpoint_installs_a_loadable_model():
     entry = import_checkpoint(TRAIN_FILE, "small")
     assert entry["family"] == "small" and entry["resolution"] == 32
     assert entry["lineage"]["source_format"] == "rosinality-train"
-    assert entry["lineage"]["source_file"] == "rosinality_small.pt"
+    assert entry["lineage"]["source"] == "rosinality_small.pt"
+    assert entry["lineage"]["transform"] == "import"
     reference = torch.load(ROSINALITY / "reference_small.pt", weights_only=True)
     with torch.no_grad():
         image = load("small").generator([reference["z"]])[0]

@@ -150,13 +150,14 @@ def load_model(
         tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, RuntimeError) as error:
         raise ZooError(f"{path}: tensor data unreadable ({_first_line(error)}); the file is truncated or corrupt") from None
-    generator = _build(Generator, info.config, _strip(tensors, GENERATOR_PREFIX))
+    generator = build_module(Generator, info.config, _strip(tensors, GENERATOR_PREFIX))
     generator.latent_avg = tensors[LATENT_AVG]
-    discriminator = _build(Discriminator, info.config, _strip(tensors, DISCRIMINATOR_PREFIX)) if with_discriminator else None
+    discriminator = build_module(Discriminator, info.config, _strip(tensors, DISCRIMINATOR_PREFIX)) if with_discriminator else None
     return ZooModel(generator=generator, discriminator=discriminator, info=info)
 
 
-def _build(module_class, config: ModelConfig, state: dict[str, torch.Tensor]):
+def build_module(module_class, config: ModelConfig, state: dict[str, torch.Tensor]):
+    """An eval-mode module holding `state` (built on the meta device, so no time goes into random initialisation)."""
     with torch.device("meta"):
         module = module_class(config)
     module.load_state_dict(state, strict=True, assign=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +20,7 @@ from .images import grid, save_image
 from .importers import import_checkpoint
 from .domains import describe, domain_status, get_domain
 from .hub import pull
-from .plugins import plugin_listing
+from .plugins import PluginWarning, plugin_listing
 from .registry import Registry, check_name, load
 from .sampling import sample
 
@@ -187,7 +188,19 @@ def remove_command(
     console.print(f"removed {name}")
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """Plugin warnings as one plain line on stderr; everything else as Python prints it."""
+    if issubclass(category, PluginWarning):
+        error_console.print(f"zoo: warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        python_show_warning(message, category, filename, lineno, file, line)
+
+
+python_show_warning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = show_warning
     try:
         app()
     except ZooError as error:

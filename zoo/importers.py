@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_model, read_info
+from .checkpoint import build_module, load_model, read_info
 from .errors import ZooError
 from .files import sha256_file
 from .model import Discriminator, Generator, ModelConfig, make_kernel, standard_channels
@@ -63,9 +63,9 @@ class ForeignCheckpoint:
 
     def build(self) -> tuple[Generator, Discriminator | None]:
         """The eval-mode modules, the generator carrying `latent_avg` as its truncation centre."""
-        generator = _module(Generator, self.config, self.g_ema)
+        generator = build_module(Generator, self.config, self.g_ema)
         generator.latent_avg = self.latent_avg
-        discriminator = None if self.discriminator is None else _module(Discriminator, self.config, self.discriminator)
+        discriminator = None if self.discriminator is None else build_module(Discriminator, self.config, self.discriminator)
         return generator, discriminator
 
 
@@ -870,13 +870,6 @@ def _json_safe(value):
     return f"<{type(value).__name__}>"
 
 
-def _module(module_class, config: ModelConfig, state: dict[str, torch.Tensor]):
-    with torch.device("meta"):
-        module = module_class(config)
-    module.load_state_dict(state, strict=True, assign=True)
-    return module.eval()
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Installing
 
@@ -890,10 +883,12 @@ def import_checkpoint(
     n_mlp: int | None = None,
     channel_multiplier: int | None = None,
     registry=None,
+    source: str | None = None,
 ) -> dict:
     """Read any supported file and install it as checkpoints/NAME.safetensors (family defaults to NAME).
 
-    Returns the registry entry; its lineage records the source format, file name and sha256, and the source's details.
+    Returns the registry entry; its lineage records the source (`source`, e.g. a URL, else the file name), format,
+    sha256, and the source's details.
     """
     path = Path(path)
     if detect_format(path) == "zoo-safetensors":
@@ -906,7 +901,7 @@ def import_checkpoint(
         checkpoint = read_checkpoint(path, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
         generator, discriminator = checkpoint.build()
         lineage = {"source_format": checkpoint.source_format, "details": checkpoint.details}
-    lineage.update(source_file=path.name, source_sha256=sha256_file(path))
+    lineage.update(transform="import", source=source or path.name, source_sha256=sha256_file(path))
     return install_model(
         name,
         generator,

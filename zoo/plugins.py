@@ -28,6 +28,10 @@ pm = pluggy.PluginManager("zoo")
 pm.add_hookspecs(hookspecs)
 
 
+class PluginWarning(UserWarning):
+    """A plugin was skipped or partly ignored; the message says which and how to fix it."""
+
+
 @dataclass
 class PluginProblem:
     plugin: str
@@ -88,7 +92,7 @@ def report(plugin: str, message: str) -> None:
         raise RuntimeError(f"plugin {plugin}: {message}")
     if not any(p.plugin == plugin and p.message == message for p in problems):
         problems.append(PluginProblem(plugin, message))
-        warnings.warn(f"zoo plugin {plugin}: {message}", stacklevel=2)
+        warnings.warn(f"zoo plugin {plugin}: {message}", PluginWarning, stacklevel=2)
 
 
 def _collect(hook_name: str, spec_type: type) -> dict:
