@@ -75,7 +75,7 @@ def test_list_and_plugins(zoo_home):
     listing = zoo("list").stdout
     for name in ("face", "portrait", "cartoon", "anime", "cat", "dog", "wild", "emoji-noto", "emoji-fluent-3d", "tiny"):
         assert name in listing
-    assert "available: zoo pull" in listing and "trainable: zoo add-domain" in listing
+    assert "zoo pull" in listing and "zoo add-domain" in listing and "zoo train-base" in listing
     assert "emoji-twemoji" not in zoo("list", "--family", "face").stdout
     plugins = zoo("plugins").stdout
     assert "faces" in plugins and "register_domains" in plugins

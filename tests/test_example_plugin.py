@@ -30,7 +30,7 @@ def zoo_with(site, *args):
 
 def test_installed_example_is_listed_with_its_state(site):
     rows = {row["domain"]: row for row in json.loads(zoo_with(site, "list", "emoji-*", "--json").stdout)}
-    assert rows["emoji-sketch"]["state"] == "trainable: zoo add-domain (base emoji-noto)"
+    assert (rows["emoji-sketch"]["state"], rows["emoji-sketch"]["base"]) == ("zoo add-domain", "emoji-noto")
     assert (rows["emoji-sketch"]["plugin"], rows["emoji-sketch"]["version"]) == ("sketch", "0.1.0")
     assert "emoji-noto" in rows
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -20,9 +23,11 @@ from .images import grid, save_image
 from .importers import import_checkpoint
 from .domains import describe, domain_status, get_domain
 from .hub import pull
-from .plugins import PluginWarning, plugin_listing
+from .plugins import plugin_listing
+from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
 from .sampling import sample
+from .training import format_metrics, rich_progress, train_and_install
 
 app = typer.Typer(
     name="zoo",
@@ -130,10 +135,11 @@ def list_command(
         console.print_json(json.dumps(rows))
         return
     table = Table(title="zoo domains")
-    for column in ("domain", "family", "resolution", "state", "plugin", "version"):
-        table.add_column(column)
+    columns = ("domain", "family", "resolution", "base", "state", "plugin", "version")
+    for column in columns:
+        table.add_column("px" if column == "resolution" else column, no_wrap=column in ("domain", "state"))
     for row in rows:
-        table.add_row(*(str(row[key]) if row[key] is not None else "" for key in ("domain", "family", "resolution", "state", "plugin", "version")))
+        table.add_row(*("" if row[key] is None else str(row[key]) for key in columns))
     console.print(table)
 
 
@@ -189,14 +195,120 @@ def remove_command(
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
-    """Plugin warnings as one plain line on stderr; everything else as Python prints it."""
-    if issubclass(category, PluginWarning):
-        error_console.print(f"zoo: warning: {message}", markup=False, highlight=False, soft_wrap=True)
-    else:
-        python_show_warning(message, category, filename, lineno, file, line)
+    """Warnings as one plain line on stderr, like errors."""
+    error_console.print(f"zoo: warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-python_show_warning = warnings.showwarning
+TRAINING_OPTIONS = dict(
+    iters=typer.Option(None, "--iters", min=1, help="Training steps (default: the domain's recipe, else 10000)."),
+    batch=typer.Option(None, "--batch", min=1, help="Global batch, split across processes (default: recipe, else 16)."),
+    lr=typer.Option(None, "--lr", help="Adam learning rate (default 0.002)."),
+    r1_gamma=typer.Option(None, "--r1", help="R1 regularisation weight (default 10; 0 disables)."),
+    path_regularize=typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables)."),
+    augment=typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off."),
+    seed=typer.Option(None, "--seed", help="Seed of the whole run (default 0)."),
+    snapshot_every=typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000)."),
+    sample_every=typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000)."),
+)
+
+
+def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int) -> None:
+    """Train a plan and install the result; re-launches itself under torchrun when --gpus asks for several."""
+    if gpus > 1 and "RANK" not in os.environ:
+        relaunch_with_torchrun(gpus)
+    with training_progress(plan.name) as progress:
+        result, entry = train_and_install(
+            plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, force=force,
+            resume=resume, device=None if device == "auto" else device, progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]),
+        )
+    if entry is not None:
+        console.print(
+            f"installed [bold]{plan.name}[/] ({entry['resolution']}px, family {entry['family']}) after {result.steps} steps "
+            f"in {result.wall_time_seconds / 60:.1f} min -> {entry['file']}; run directory {result.run_dir}"
+        )
+
+
+def relaunch_with_torchrun(processes: int) -> None:
+    arguments = [arg for arg in sys.argv[1:] if not arg.startswith("--gpus")]
+    arguments = [arg for index, arg in enumerate(arguments) if not (index and sys.argv[1:][index - 1] == "--gpus")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "zoo", *arguments]
+    os.execv(sys.executable, command)
+
+
+@contextlib.contextmanager
+def training_progress(name: str):
+    """A rich bar on a terminal; otherwise (logs, background runs) a plain line every 100 steps."""
+    if error_console.is_terminal:
+        with rich_progress(f"training {name}", console=error_console) as update:
+            yield update
+        return
+
+    def log_line(done: int, total: int, metrics: dict | None) -> None:
+        if metrics and (done % 100 == 0 or done == total):
+            print(f"{name} step {done}/{total}  {format_metrics(metrics)}", file=sys.stderr, flush=True)
+
+    yield log_line
+
+
+@app.command("train-base")
+def train_base_command(
+    name: str = typer.Argument(..., help="Name of the new base model (a declared domain, e.g. emoji-noto, or your own)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of training images (default: the domain's bundled data)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Resolution (default: the domain's)."),
+    channels: Optional[str] = typer.Option(None, "--channels", help="Widths per resolution, e.g. 4:256,8:256,16:128,32:64."),
+    style_dim: Optional[int] = typer.Option(None, "--style-dim", help="Width of z and w (default: recipe, else 512)."),
+    n_mlp: Optional[int] = typer.Option(None, "--n-mlp", help="Mapping layers (default: recipe, else 8)."),
+    iters: Optional[int] = TRAINING_OPTIONS["iters"],
+    batch: Optional[int] = TRAINING_OPTIONS["batch"],
+    lr: Optional[float] = TRAINING_OPTIONS["lr"],
+    r1_gamma: Optional[float] = TRAINING_OPTIONS["r1_gamma"],
+    path_regularize: Optional[float] = TRAINING_OPTIONS["path_regularize"],
+    augment: Optional[str] = TRAINING_OPTIONS["augment"],
+    seed: Optional[int] = TRAINING_OPTIONS["seed"],
+    snapshot_every: Optional[int] = TRAINING_OPTIONS["snapshot_every"],
+    sample_every: Optional[int] = TRAINING_OPTIONS["sample_every"],
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU)."),
+    gpus: int = typer.Option(1, "--gpus", min=1, help="Processes (GPUs) to train with; re-launches under torchrun."),
+):
+    """Train a new base StyleGAN2 from scratch (snapshots in <zoo home>/runs/NAME; --resume continues)."""
+    plan = plan_train_base(
+        name, data=data, size=size, channels=parse_channels(channels) if channels else None, style_dim=style_dim,
+        n_mlp=n_mlp, iters=iters, batch=batch, lr=lr, r1_gamma=r1_gamma, path_regularize=path_regularize,
+        augment=augment, seed=seed, snapshot_every=snapshot_every, sample_every=sample_every,
+    )
+    run_training(plan, resume=resume, force=force, device=device, gpus=gpus)
+
+
+@app.command("add-domain")
+def add_domain_command(
+    name: str = typer.Argument(..., help="Domain to create (a declared domain such as anime, or your own name)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of the new domain's images (default: bundled data)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Installed model to fine-tune (default: the recipe's base)."),
+    freeze_d: Optional[int] = typer.Option(None, "--freeze-d", min=0, help="Freeze the first K discriminator blocks (FreezeD)."),
+    no_freeze_fc: bool = typer.Option(False, "--no-freeze-fc", help="Also train the mapping network (the paper's FT ablation)."),
+    iters: Optional[int] = TRAINING_OPTIONS["iters"],
+    batch: Optional[int] = TRAINING_OPTIONS["batch"],
+    lr: Optional[float] = TRAINING_OPTIONS["lr"],
+    r1_gamma: Optional[float] = TRAINING_OPTIONS["r1_gamma"],
+    path_regularize: Optional[float] = TRAINING_OPTIONS["path_regularize"],
+    augment: Optional[str] = TRAINING_OPTIONS["augment"],
+    seed: Optional[int] = TRAINING_OPTIONS["seed"],
+    snapshot_every: Optional[int] = TRAINING_OPTIONS["snapshot_every"],
+    sample_every: Optional[int] = TRAINING_OPTIONS["sample_every"],
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU)."),
+    gpus: int = typer.Option(1, "--gpus", min=1, help="Processes (GPUs) to train with; re-launches under torchrun."),
+):
+    """Fine-tune a base into a new domain with the mapping network frozen (the paper's F(G_base, D_t))."""
+    plan = plan_add_domain(
+        name, data=data, base=base, freeze_fc=False if no_freeze_fc else None, freeze_d=freeze_d, iters=iters,
+        batch=batch, lr=lr, r1_gamma=r1_gamma, path_regularize=path_regularize, augment=augment, seed=seed,
+        snapshot_every=snapshot_every, sample_every=sample_every,
+    )
+    run_training(plan, resume=resume, force=force, device=device, gpus=gpus)
 
 
 def main() -> None:

@@ -137,7 +137,11 @@ def get_domain(name: str) -> DomainSpec:
 
 
 def domain_status(pattern: str | None = None, family: str | None = None, installed_only: bool = False) -> list[dict]:
-    """`zoo list`: every declared domain and every installed model, with its state and plugin."""
+    """`zoo list`: every declared domain and every installed model, with its state and plugin.
+
+    state is "installed", or the command that installs it: "zoo pull" (published weights), "zoo add-domain"
+    (fine-tune from `base`) or "zoo train-base" (train from scratch).
+    """
     from .plugins import plugin_listing
 
     installed = Registry().domains()
@@ -147,16 +151,16 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
         if spec.name in installed:
             state = "installed"
         elif spec.weights:
-            state = "available: zoo pull"
+            state = "zoo pull"
         else:
-            state = f"trainable: zoo add-domain (base {spec.recipe.base})" if spec.recipe.base else "trainable: zoo train-base"
-        rows.append({"domain": spec.name, "family": spec.family, "resolution": spec.resolution, "state": state,
-                     "plugin": spec.plugin, "version": versions.get(spec.plugin)})
+            state = "zoo add-domain" if spec.recipe.base else "zoo train-base"
+        rows.append({"domain": spec.name, "family": spec.family, "resolution": spec.resolution, "base": spec.recipe.base,
+                     "state": state, "plugin": spec.plugin, "version": versions.get(spec.plugin)})
     declared = {spec.name for spec in list_domains()}
     for name, entry in sorted(installed.items()):
         if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry["family"]):
             rows.append({"domain": name, "family": entry["family"], "resolution": entry["resolution"],
-                         "state": "installed", "plugin": None, "version": None})
+                         "base": entry["lineage"].get("base"), "state": "installed", "plugin": None, "version": None})
     return [row for row in rows if not installed_only or row["state"] == "installed"]
 
 

@@ -64,7 +64,7 @@ SAMPLES_DIR = "samples"
 SNAPSHOT_FORMAT = 1
 SAMPLE_GRID_IMAGES = 16
 PATH_LENGTH_DECAY = 0.01
-# Settings a resumed run may change: they decide what is written and when, not what is computed.
+# Settings a resumed run may change: the length, what is written when, and mixed precision (a speed setting).
 RESUMABLE_CHANGES = ("iters", "snapshot_every", "sample_every", "log_every", "amp")
 # Under DDP, ranks agree on a Ctrl-C this often (a collective), so they all stop after the same step.
 STOP_SYNC_EVERY = 10

@@ -10,8 +10,9 @@ from zoo import hookimpl
 from zoo.domains import DataSource, DomainSpec, Recipe
 
 DATA = Path(__file__).parent / "data"
-RESOLUTION = 32
-BASE_ARCHITECTURE = {"style_dim": 256, "n_mlp": 4, "channels": {4: 256, 8: 256, 16: 128, 32: 64}}
+RESOLUTION = 64
+# Narrow enough to train on a laptop CPU (about 0.35 s per batch-16 step on 2 cores) and to ship at ~4.5 MB per model.
+BASE_ARCHITECTURE = {"style_dim": 128, "n_mlp": 4, "channels": {4: 128, 8: 128, 16: 128, 32: 64, 64: 32}}
 STYLES = {
     "noto": ("Google Noto Emoji", "Apache-2.0"),
     "twemoji": ("Twemoji (Twitter, jdecked fork)", "CC BY 4.0"),
@@ -27,7 +28,7 @@ def emoji_data(style: str, description: str, licence: str) -> DataSource:
         description=f"1,030 emoji in the {description} style, 64x64 RGB on white (shipped with zoo)",
         license=f"{licence}; attribution in {DATA / 'LICENSES.md'}",
         layout="<style>/<unified code points>.png, the same emoji in every style (manifest.csv)",
-        preprocessing=f"64 px images resized to {RESOLUTION} px",
+        preprocessing="used at their native 64 px",
         bundled=DATA / style,
     )
 
@@ -36,7 +37,7 @@ def emoji_data(style: str, description: str, licence: str) -> DataSource:
 def register_domains(register):
     for style, (description, licence) in STYLES.items():
         if style == "noto":
-            recipe = Recipe(base=None, iters=15_000, batch=16, architecture=BASE_ARCHITECTURE)
+            recipe = Recipe(base=None, iters=20_000, batch=16, architecture=BASE_ARCHITECTURE)
         else:
             recipe = Recipe(base="emoji-noto", iters=3_000, batch=16, freeze_fc=True, swap_layers=1, appearance_layers=2)
         register(DomainSpec(

@@ -1,0 +1,75 @@
+"""`zoo train-base` and `zoo add-domain` as users run them, and how recipes fill in what the user leaves out."""
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zoo.checkpoint import load_model
+from zoo.errors import ZooError
+from zoo.recipes import parse_channels, plan_add_domain, plan_train_base
+
+TINY = ["--size", "16", "--channels", "4:16,8:12,16:8", "--style-dim", "16", "--n-mlp", "2"]
+FAST = ["--batch", "4", "--snapshot-every", "2", "--sample-every", "2"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.RandomState(0)
+    for index in range(8):
+        Image.fromarray(rng.randint(0, 255, (24, 24, 3), dtype=np.uint8)).save(root / f"{index}.png")
+    return root
+
+
+def zoo(*args):
+    result = subprocess.run([sys.executable, "-m", "zoo", *map(str, args)], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_train_base_then_add_domain_keeps_the_family(images, zoo_home):
+    trained = zoo("train-base", "mybase", "--data", images, *TINY, *FAST, "--iters", "4")
+    assert "installed mybase (16px, family mybase) after 4 steps" in trained.stdout
+    assert "mybase step 4/4" in trained.stderr
+    zoo("add-domain", "mine", "--base", "mybase", "--data", images, *FAST, "--iters", "2", "--freeze-d", "1")
+    domains = tomllib.loads((zoo_home / "registry.toml").read_text())["domains"]
+    base, tuned = domains["mybase"], domains["mine"]
+    assert tuned["family"] == "mybase" and tuned["mapping_sha256"] == base["mapping_sha256"]
+    assert tuned["lineage"]["transform"] == "fine-tune" and tuned["lineage"]["base_sha256"] == base["sha256"]
+    assert tuned["lineage"]["recipe"]["freeze_fc"] is True and tuned["lineage"]["recipe"]["freeze_d"] == 1
+    assert tuned["lineage"]["command"].startswith("zoo add-domain mine --base mybase")
+    base_model, tuned_model = load_model(zoo_home / base["file"]), load_model(zoo_home / tuned["file"])
+    assert all(torch.equal(a, b) for a, b in zip(base_model.generator.style.parameters(), tuned_model.generator.style.parameters()))
+    assert not torch.equal(base_model.generator.conv1.conv.weight, tuned_model.generator.conv1.conv.weight)
+    assert [json.loads(line)["step"] for line in (zoo_home / "runs" / "mine" / "metrics.jsonl").read_text().splitlines()][-1] == 2
+
+    unfrozen = zoo("add-domain", "mine-ft", "--base", "mybase", "--data", images, *FAST, "--iters", "2", "--no-freeze-fc")
+    assert "family mine-ft" in unfrozen.stdout
+
+
+def test_recipes_fill_in_declared_domains(images):
+    plan = plan_train_base("emoji-noto", iters=5)
+    assert (plan.model_config.size, plan.model_config.style_dim, plan.model_config.channels[64]) == (64, 128, 32)
+    assert plan.data.name == "noto" and plan.config.iters == 5 and plan.config.freeze_fc is False
+    with pytest.raises(ZooError, match="use `zoo add-domain anime`"):
+        plan_train_base("anime")
+    with pytest.raises(ZooError, match="--size is needed"):
+        plan_train_base("my-own", data=images)
+    with pytest.raises(ZooError, match="--data DIR is needed: 'anime' ships no images"):
+        plan_add_domain("anime")
+    with pytest.raises(ZooError, match="base model 'face' is not installed; install it first with `zoo pull face`"):
+        plan_add_domain("anime", data=images)
+    with pytest.raises(ZooError, match="--base is needed"):
+        plan_add_domain("my-own", data=images)
+    assert parse_channels("4:8,8:4") == {4: 8, 8: 4}
+    with pytest.raises(ZooError, match="resolution:width"):
+        parse_channels("4=8")
