@@ -73,3 +73,16 @@ def test_recipes_fill_in_declared_domains(images):
     assert parse_channels("4:8,8:4") == {4: 8, 8: 4}
     with pytest.raises(ZooError, match="resolution:width"):
         parse_channels("4=8")
+
+
+def test_swap_command_installs_a_standalone_layer_swapped_model(images, zoo_home):
+    zoo("train-base", "mybase", "--data", images, *TINY, *FAST, "--iters", "2")
+    zoo("add-domain", "mine", "--base", "mybase", "--data", images, *FAST, "--iters", "2")
+    swapped = zoo("swap", "mine", "--level", "1", "--name", "mine-ls1")
+    assert "with mybase's layers at [4, 8] px" in swapped.stdout
+    entry = tomllib.loads((zoo_home / "registry.toml").read_text())["domains"]["mine-ls1"]
+    assert entry["family"] == "mybase" and entry["lineage"]["swap"] == {"resolutions": [4, 8], "level": 1}
+    base, tuned, result = (load_model(zoo_home / "checkpoints" / f"{n}.safetensors").generator for n in ("mybase", "mine", "mine-ls1"))
+    assert torch.equal(result.conv1.conv.weight, base.conv1.conv.weight)
+    assert torch.equal(result.convs[2].conv.weight, tuned.convs[2].conv.weight)
+    assert torch.equal(result.to_rgb1.conv.weight, tuned.to_rgb1.conv.weight)

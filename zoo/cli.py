@@ -27,6 +27,7 @@ from .plugins import plugin_listing
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
 from .sampling import sample
+from .swap import install_swapped, level_resolutions
 from .training import format_metrics, rich_progress, train_and_install
 
 app = typer.Typer(
@@ -309,6 +310,30 @@ def add_domain_command(
         snapshot_every=snapshot_every, sample_every=sample_every,
     )
     run_training(plan, resume=resume, force=force, device=device, gpus=gpus)
+
+
+@app.command("swap")
+def swap_command(
+    target: str = typer.Argument(..., help="An installed fine-tuned model."),
+    name: str = typer.Option(..., "--name", help="Name of the new, layer-swapped model."),
+    level: Optional[int] = typer.Option(None, "--level", "-l", min=1, help="The paper's l: 1, 2, 3 = layers up to 8, 16, 32 px."),
+    resolutions: Optional[str] = typer.Option(None, "--resolutions", help="Any set of resolutions instead, e.g. 4,8,16."),
+    base: Optional[str] = typer.Option(None, "--base", help="Model to take the layers from (default: the target's base)."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
+):
+    """Make the paper's S(G', l): the target with its base's low-resolution layers, as a standalone model."""
+    if (level is None) == (resolutions is None):
+        raise ZooError("give either --level l or --resolutions r1,r2,... (not both)")
+    chosen = level_resolutions(level) if level is not None else parse_resolutions(resolutions)
+    entry = install_swapped(name, target, base=base, resolutions=chosen, force=force)
+    console.print(f"installed [bold]{name}[/]: {target} with {entry['lineage']['base']}'s layers at {chosen} px -> {entry['file']}")
+
+
+def parse_resolutions(text: str) -> list[int]:
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise ZooError(f"--resolutions {text!r}: give comma-separated resolutions, e.g. 4,8,16") from None
 
 
 def main() -> None:

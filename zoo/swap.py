@@ -17,6 +17,7 @@ import torch
 
 from .errors import ZooError
 from .model import Generator, NoiseSpec
+from .registry import install_model, load, resolve
 
 
 def level_resolutions(level: int) -> list[int]:
@@ -71,3 +72,32 @@ def feature_swap(
         raise ZooError(f"cannot swap features at {resolution}px: the model has {target.config.resolutions}")
     _, features = base.synthesis(latent, noise=noise, return_features=True)
     return target.synthesis(latent, noise=noise, replace_features={resolution: features[resolution]})
+
+
+def install_swapped(
+    name: str, target: str, *, base: str | None = None, resolutions: Iterable[int], force: bool = False
+) -> dict:
+    """`zoo swap`: install the weight-swapped model S(target, l) as NAME (base: the target's own base by default)."""
+    target_model = load(target)
+    base = base or target_model.info.lineage.get("base")
+    if base is None:
+        raise ZooError(f"{target!r} records no base model in its lineage; say which with --base")
+    base_model = load(base)
+    resolutions = sorted(set(resolutions))
+    swapped = weight_swap(base_model.generator, target_model.generator, resolutions)
+    swapped.latent_avg = target_model.generator.truncation_center().view(-1)
+    lineage = {
+        "transform": "layer-swap",
+        "base": base,
+        "base_sha256": resolve(base)[1],
+        "target": target,
+        "target_sha256": resolve(target)[1],
+        "swap": {"resolutions": resolutions, "level": _level_of(resolutions)},
+    }
+    return install_model(name, swapped, family=target_model.info.family, lineage=lineage, force=force)
+
+
+def _level_of(resolutions: list[int]) -> int | None:
+    """The paper's l when `resolutions` is one of its levels (4 up to 2^(l+2)), else None."""
+    level = len(resolutions) - 1
+    return level if level >= 1 and resolutions == level_resolutions(level) else None
