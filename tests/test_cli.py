@@ -5,9 +5,8 @@ import subprocess
 import sys
 import tomllib
 
-from PIL import Image
-
 from conftest import ROSINALITY
+from PIL import Image
 
 FIXTURE = ROSINALITY / "rosinality_small.pt"
 

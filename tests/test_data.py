@@ -7,7 +7,6 @@ import torch
 from PIL import Image
 
 import zoo.data
-
 from zoo.data import (
     EpochSampler,
     UnusableImage,

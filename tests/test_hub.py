@@ -5,8 +5,8 @@ import http.server
 import threading
 
 import pytest
-
 from conftest import ROSINALITY
+
 from zoo import hookimpl, plugins
 from zoo.domains import DataSource, DomainSpec, Recipe, Weights
 from zoo.errors import ZooError

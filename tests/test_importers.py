@@ -7,12 +7,12 @@ import pickle
 import re
 from pathlib import Path
 
+import nvidia_pickles
 import pytest
 import torch
+from conftest import FIXTURE_CONFIG, ROSINALITY
 from PIL import Image
 
-import nvidia_pickles
-from conftest import FIXTURE_CONFIG, ROSINALITY
 from zoo import importers
 from zoo.checkpoint import save_model
 from zoo.errors import ZooError

@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import ROSINALITY
+
 from zoo.model import Discriminator, Generator, ModelConfig, minibatch_stddev
 
 

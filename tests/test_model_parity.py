@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import FIXTURE_CONFIG, ROSINALITY
+
 from zoo.importers import read_checkpoint
 from zoo.model import Discriminator, Generator, ModelConfig
 

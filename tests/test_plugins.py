@@ -50,7 +50,8 @@ def test_builtin_domains_come_from_entry_points():
     assert len(list(domains["emoji-noto"].data.bundled.glob("*.png"))) == 1030
     assert {spec.plugin for spec in domains.values()} == {"faces", "animals", "emoji"}
     entry_points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="zoo") if ep.dist.name == "zoo-stylegan"}
-    assert entry_points == {"faces": "zoo_plugins.faces", "animals": "zoo_plugins.animals", "emoji": "zoo_plugins.emoji"}
+    assert entry_points == {"faces": "zoo_plugins.faces", "animals": "zoo_plugins.animals", "emoji": "zoo_plugins.emoji",
+                            "metrics": "zoo_plugins.metrics"}
 
 
 def test_wildcards_families_and_unknown_names():

@@ -18,11 +18,11 @@ from rich.table import Table
 
 from . import __version__
 from .devices import pick_device
+from .domains import describe, domain_status, get_domain
 from .errors import ZooError
+from .hub import pull
 from .images import grid, save_image
 from .importers import import_checkpoint
-from .domains import describe, domain_status, get_domain
-from .hub import pull
 from .plugins import plugin_listing
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load

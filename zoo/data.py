@@ -178,15 +178,20 @@ def prepare_dataset(
     return dataset
 
 
+def model_input_pixels(path: str | os.PathLike, size: int) -> np.ndarray:
+    """(3, size, size) uint8 pixels of an image file as models see it; UnusableImage if it cannot be used."""
+    image = load_image_rgb(path)
+    if min(image.size) < MIN_SIDE:
+        raise UnusableImage(path, f"too small ({image.width}x{image.height} px; at least {MIN_SIDE} px a side)")
+    return np.asarray(center_crop_resize(image, size)).transpose(2, 0, 1).copy()
+
+
 def _decode(path: Path, size: int) -> np.ndarray | str:
     """(3, size, size) uint8 pixels, or the reason the file is skipped."""
     try:
-        image = load_image_rgb(path)
+        return model_input_pixels(path, size)
     except UnusableImage as error:
         return error.reason
-    if min(image.size) < MIN_SIDE:
-        return f"too small ({image.width}x{image.height} px; at least {MIN_SIDE} px a side)"
-    return np.asarray(center_crop_resize(image, size)).transpose(2, 0, 1).copy()
 
 
 def _why_empty(files: list[Path], skipped: list[tuple[str, str]]) -> str:

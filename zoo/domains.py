@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import ZooError
 from .checkpoint import read_info
+from .errors import ZooError
 from .files import sha256_file
 from .registry import NAME_PATTERN, Registry, resolve
 

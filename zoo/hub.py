@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .errors import ZooError
 from .domains import get_domain
+from .errors import ZooError
 from .files import atomic_path, sha256_file
 from .home import zoo_home
 from .registry import Registry

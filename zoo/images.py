@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
+from .data import images_to_float, list_image_files, model_input_pixels
 from .errors import ZooError
 from .files import atomic_path
 
@@ -42,3 +44,25 @@ def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Pa
     with atomic_path(path) as tmp:
         to_pil(image).save(tmp, format=image_format)
     return path
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Files as given and folders expanded to their images (png/jpg/jpeg/webp, recursively), in a stable order."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = list_image_files(item)
+            if not found:
+                raise ZooError(f"{item}: folder holds no png/jpg/jpeg/webp image")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ZooError(f"{item}: no such file or folder")
+    return files
+
+
+def load_images(paths: list[Path], size: int) -> torch.Tensor:
+    """(N, 3, size, size) in [-1, 1]: each file made RGB (alpha on white), centre-cropped and resized like training
+    data; an unusable file (not an image, truncated, empty, under 8 px, a decompression bomb) is a one-line ZooError."""
+    return images_to_float(torch.from_numpy(np.stack([model_input_pixels(path, size) for path in paths])))

@@ -1,22 +1,57 @@
-"""Image metrics as plugins: a MetricSpec names a metric and builds it; plugins register them via `register_metrics`."""
+"""Image distances as plugins: a MetricSpec names a metric and builds it; plugins register specs via `register_metrics`.
+
+A Metric splits into `features(images)` (computed once per image and cacheable, e.g. LPIPS's normalised network
+activations) and `distance_between(features_a, features_b)` (cheap, per pair), so a distance matrix over N models
+extracts features N times, not N(N-1). Every distance is differentiable and 0 for identical images.
+Images are (B, 3, H, W) tensors in [-1, 1].
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
+from torch.nn import functional as F
 
+from .errors import ZooError
 from .registry import NAME_PATTERN
+
+LPIPS_MIN_SIZE = 64  # LPIPS's networks need this much image; smaller images are upsampled (bilinear) first
+LPIPS_BACKBONES = {
+    # torchvision's ImageNet weights that lpips loads; the hex in each name is the start of the file's sha256
+    "alex": ("AlexNet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+    "vgg": ("VGG-16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+}
+BACKBONE_DIR_VARIABLE = "ZOO_LPIPS_BACKBONE_DIR"
+
+
+class Metric:
+    """A distance between images; subclasses define `features` (default: the images) and `distance_between`."""
+
+    name: str = ""
+    label: str = ""
+
+    def features(self, images: torch.Tensor) -> Any:
+        return images
+
+    def distance_between(self, features_a: Any, features_b: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+        return self.distance_between(self.features(images_a), self.features(images_b))
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """`create(device)` returns a callable mapping two (B, 3, H, W) batches in [-1, 1] to B distances (0 = identical)."""
+    """`create(device)` returns a Metric on that device; `needs` names the weights it loads (None: none)."""
 
     name: str
     description: str
-    create: Callable[[torch.device], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+    create: Callable[[torch.device], Metric]
+    needs: str | None = None
     plugin: str = ""
 
     def __post_init__(self):
@@ -24,3 +59,115 @@ class MetricSpec:
             raise ValueError(f"metric name {self.name!r} must be lowercase [a-z0-9-]")
         if not callable(self.create):
             raise ValueError(f"metric {self.name}: create must be callable")
+
+
+def get_metric(name: str, device: torch.device | str = "cpu") -> Metric:
+    from .plugins import registered_metrics
+
+    specs = registered_metrics()
+    if name not in specs:
+        raise ZooError(f"unknown metric {name!r}; available: {', '.join(sorted(specs))} (see `zoo plugins`)")
+    return specs[name].create(torch.device(device))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Built-in metrics (registered by the zoo_plugins.metrics plugin)
+
+
+class PixelDistance(Metric):
+    """Mean absolute (p=1) or squared (p=2) difference per image, on [-1, 1] pixels."""
+
+    def __init__(self, power: int):
+        self.power = power
+        self.name = f"l{power}"
+        self.label = "L1 (mean |a-b|, pixels in [-1, 1])" if power == 1 else "L2 (mean (a-b)², pixels in [-1, 1])"
+
+    def distance_between(self, images_a, images_b):
+        return (images_a - images_b).abs().pow(self.power).flatten(1).mean(1)
+
+
+class SSIMDistance(Metric):
+    """1 - SSIM (torchmetrics; Gaussian window 11, sigma 1.5, on [0, 1] pixels): 0 for identical images."""
+
+    name = "ssim"
+    label = "1 - SSIM (Gaussian 11x11, σ 1.5)"
+
+    def distance_between(self, images_a, images_b):
+        return 1 - ssim(images_a, images_b)
+
+
+def ssim(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of two [-1, 1] batches (the window shrinks to fit images smaller than 11 px)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    window = min(11, min(images_a.shape[-2:]) - (1 - min(images_a.shape[-2:]) % 2))
+    return structural_similarity_index_measure(
+        (images_a + 1) / 2, (images_b + 1) / 2, data_range=1.0, kernel_size=window, reduction="none"
+    )
+
+
+class LPIPSDistance(Metric):
+    """LPIPS v0.1 (the `lpips` package): calibrated linear heads over a frozen ImageNet backbone.
+
+    `features` are the unit-normalised activations of the five backbone stages, so distances between many images
+    come from cached features. The backbone weights are torchvision's, read from a local file (see `backbone_file`),
+    never downloaded behind the user's back.
+    """
+
+    def __init__(self, net: str, device: torch.device, backbone_state: dict[str, torch.Tensor]):
+        import lpips
+
+        self.name = f"lpips-{net}"
+        self.label = f"LPIPS v0.1 ({LPIPS_BACKBONES[net][0]} backbone)"
+        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+        model.net.load_state_dict(_lpips_backbone_state(model.net, backbone_state))
+        self.model = model.eval().requires_grad_(False).to(device)
+
+    def features(self, images):
+        import lpips
+
+        if min(images.shape[-2:]) < LPIPS_MIN_SIZE:
+            images = F.interpolate(images, size=(LPIPS_MIN_SIZE, LPIPS_MIN_SIZE), mode="bilinear", align_corners=False)
+        stages = self.model.net(self.model.scaling_layer(images))
+        return [lpips.normalize_tensor(stage) for stage in stages]
+
+    def distance_between(self, features_a, features_b):
+        total = 0
+        for head, stage_a, stage_b in zip(self.model.lins, features_a, features_b):
+            total = total + head.model((stage_a - stage_b) ** 2).mean(dim=(1, 2, 3))
+        return total
+
+
+def backbone_file(net: str) -> Path:
+    """Where the LPIPS backbone weights must be: $ZOO_LPIPS_BACKBONE_DIR, else torch's hub cache; else a ZooError."""
+    title, filename, url = LPIPS_BACKBONES[net]
+    places = [Path(os.environ[BACKBONE_DIR_VARIABLE])] if os.environ.get(BACKBONE_DIR_VARIABLE) else []
+    places.append(Path(torch.hub.get_dir()) / "checkpoints")
+    for place in places:
+        if (place / filename).is_file():
+            return place / filename
+    raise ZooError(
+        f"{places[-1] / filename}: LPIPS-{net} needs the {title} ImageNet weights, which are not on this machine; "
+        f"download {url} into that folder (or into ${BACKBONE_DIR_VARIABLE}), or use --metric ssim"
+    )
+
+
+def create_lpips(net: str, device: torch.device) -> LPIPSDistance:
+    path = backbone_file(net)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise ZooError(f"{path}: unreadable ({type(error).__name__}); download it again") from None
+    return LPIPSDistance(net, device, state)
+
+
+def _lpips_backbone_state(network: torch.nn.Module, torchvision_state: dict[str, torch.Tensor]) -> dict:
+    """lpips names torchvision's `features.{i}.*` as `slice{k}.{i}.*`; map one onto the other."""
+    state = {}
+    for name in network.state_dict():
+        index_and_param = name.split(".", 1)[1]
+        source = f"features.{index_and_param}"
+        if source not in torchvision_state:
+            raise ZooError(f"LPIPS backbone weights lack {source}; the file is not torchvision's {type(network).__name__}")
+        state[name] = torchvision_state[source]
+    return state
