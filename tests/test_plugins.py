@@ -149,3 +149,22 @@ def test_domain_spec_validation():
         spec("loop", base="loop")
     with pytest.raises(ValueError, match="augment"):
         Recipe(base=None, iters=10, augment="sometimes")
+
+
+def test_emoji_split_holds_out_every_tenth_base_with_its_skin_tones():
+    import csv
+
+    from zoo_plugins.emoji import DATA, test_emoji
+
+    with open(DATA / "manifest.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    base_of = {row["unified"]: row["base_unified"] or row["unified"] for row in rows}
+    bases = sorted(set(base_of.values()))
+    held_out = test_emoji()
+    assert {base_of[emoji] for emoji in held_out} == set(bases[::10])
+    assert held_out == {emoji for emoji, base in base_of.items() if base in set(bases[::10])}
+    assert len(held_out) == 100
+    noto, twemoji = get_domain("emoji-noto").data, get_domain("emoji-twemoji").data
+    assert noto.include is None
+    training = [path for path in twemoji.bundled.glob("*.png") if twemoji.include(path)]
+    assert len(training) == 930 and not {path.stem for path in training} & held_out

@@ -219,7 +219,7 @@ def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int) -> 
         relaunch_with_torchrun(gpus)
     with training_progress(plan.name) as progress:
         result, entry = train_and_install(
-            plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, force=force,
+            plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, include=plan.include, force=force,
             resume=resume, device=None if device == "auto" else device, progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]),
         )
     if entry is not None:

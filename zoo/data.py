@@ -144,16 +144,18 @@ def prepare_dataset(
     size: int,
     cache_dir: str | os.PathLike,
     *,
+    include: Callable[[Path], bool] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PreparedDataset:
     """Decode the folder's images at `size` (or reuse the cache of an unchanged folder) and return them.
 
-    `on_progress(done, total)` is called as images are decoded. A folder without one usable image is a ZooError.
+    `include(path)` selects files (e.g. a training split); `on_progress(done, total)` is called as images are decoded.
+    A folder without one usable image is a ZooError.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise ZooError(f"{root}: no such folder; --data takes a folder of png/jpg/jpeg/webp images")
-    files = list_image_files(root)
+    files = [path for path in list_image_files(root) if include is None or include(path)]
     fingerprint = dataset_fingerprint(root, files, size)
     cache_path = Path(cache_dir) / f"images-{size}px-{fingerprint[:24]}.safetensors"
     if cache_path.is_file():

@@ -31,6 +31,7 @@ class DataSource:
     preprocessing: str = "converted to RGB, centre-cropped and resized to the domain's resolution"
     url: str | None = None
     bundled: Path | None = None
+    include: Callable[[Path], bool] | None = None  # which files of `bundled` to train on (e.g. a training split)
     min_images: int = 100
     checker: Callable[[Path], list[str]] | None = None
 
@@ -110,6 +111,7 @@ class DomainSpec:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["data"].pop("checker")
+        data["data"].pop("include")
         data["data"]["bundled"] = str(self.data.bundled) if self.data.bundled else None
         return data
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 from .checkpoint import ZooModel
 from .domains import DomainSpec, Recipe
@@ -28,6 +29,7 @@ class TrainPlan:
     data: Path
     model_config: ModelConfig | None = None
     base: ZooModel | None = None
+    include: Callable[[Path], bool] | None = None  # the bundled data's training split, when training on it
 
 
 def parse_channels(text: str) -> dict[int, int]:
@@ -64,7 +66,7 @@ def plan_train_base(
     except ValueError as error:
         raise ZooError(f"model architecture: {error}") from None
     config = _train_config(spec.recipe if spec else None, {**options, "freeze_fc": False})  # nothing to keep yet
-    return TrainPlan(name, config, _data_folder(name, spec, data), model_config=model_config)
+    return TrainPlan(name, config, _data_folder(name, spec, data), model_config=model_config, include=_split(spec, data))
 
 
 def plan_add_domain(name: str, *, data: str | Path | None = None, base: str | None = None, **options) -> TrainPlan:
@@ -82,7 +84,7 @@ def plan_add_domain(name: str, *, data: str | Path | None = None, base: str | No
     if spec is not None and spec.resolution != base_model.info.config.size:
         warnings.warn(f"{name} is declared at {spec.resolution}px but base {base} is {base_model.info.config.size}px; "
                       "training at the base's resolution", stacklevel=2)
-    return TrainPlan(name, config, data_folder, base=base_model)
+    return TrainPlan(name, config, data_folder, base=base_model, include=_split(spec, data))
 
 
 def _installed_base(base: str) -> str:
@@ -106,6 +108,10 @@ def _train_config(recipe: Recipe | None, options: dict) -> TrainConfig:
         raise TypeError(f"unknown training option(s): {sorted(unknown)}")
     values.update({key: value for key, value in options.items() if value is not None})
     return TrainConfig(**values)
+
+
+def _split(spec: DomainSpec | None, data: str | Path | None) -> Callable[[Path], bool] | None:
+    return spec.data.include if spec is not None and data is None else None
 
 
 def _data_folder(name: str, spec: DomainSpec | None, data: str | Path | None) -> Path:

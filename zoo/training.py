@@ -735,9 +735,11 @@ def train(
     resume: bool = False,
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
+    include: Callable[[Path], bool] | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrainResult:
-    """Train from scratch (`model_config`) or fine-tune (`base`, e.g. from `load_base`) on the images in data_root.
+    """Train from scratch (`model_config`) or fine-tune (`base`, e.g. from `load_base`) on the images in data_root
+    (those `include(path)` accepts, when given).
 
     Under torchrun every process calls this; the batch is global, and only rank 0 writes files. With resume=True
     the run continues from run_dir's snapshot (if any); without it an existing snapshot is a ZooError, so no run is
@@ -753,7 +755,7 @@ def train(
     context = init_distributed()
     try:
         device = training_device(device, context)
-        run = _start_run(config, data_root, run_dir, model_config, base, cache_dir, context)
+        run = _start_run(config, data_root, run_dir, model_config, base, cache_dir, include, context)
         trainer = Trainer(config, *_initial_models(run, base), augment_mode=run.augment_mode, device=device,
                           rank=context.rank, world_size=context.world_size)  # fmt: skip
         snapshot = load_snapshot(run_dir, device) if resume else None
@@ -770,7 +772,7 @@ def train(
         context.close()
 
 
-def _start_run(config, data_root, run_dir, model_config, base, cache_dir, context) -> _Run:
+def _start_run(config, data_root, run_dir, model_config, base, cache_dir, include, context) -> _Run:
     if base is not None:
         base_sha256 = sha256_file(base.info.path)
         base_info = BaseRecord(name=base.info.domain, family=base.info.family, sha256=base_sha256)
@@ -783,9 +785,9 @@ def _start_run(config, data_root, run_dir, model_config, base, cache_dir, contex
             stale.unlink(missing_ok=True)
     # Rank 0 decodes the images and writes the cache; the others then read it.
     cache_dir = Path(cache_dir) if cache_dir else run_dir / "data"
-    data = prepare_dataset(data_root, model_config.size, cache_dir) if context.is_main else None
+    data = prepare_dataset(data_root, model_config.size, cache_dir, include=include) if context.is_main else None
     context.barrier()
-    data = data or prepare_dataset(data_root, model_config.size, cache_dir)
+    data = data or prepare_dataset(data_root, model_config.size, cache_dir, include=include)
     if data.skipped and context.is_main:
         warnings.warn(f"{data.root}: {data.skip_report()}", stacklevel=3)
     return _Run(config, model_config, data, config.augment_mode(len(data)), base_info, run_dir)
@@ -936,6 +938,7 @@ def train_and_install(
     resume: bool = False,
     run_dir: str | Path | None = None,
     device: str | torch.device | None = None,
+    include: Callable[[Path], bool] | None = None,
     progress: ProgressCallback | None = None,
     command: str | None = None,
     registry: Registry | None = None,
@@ -944,7 +947,7 @@ def train_and_install(
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
     check_installable(name, force=force, family=family, keeps_mapping_of=keeps_mapping_of, registry=registry)
     result = train(
-        config, data_root, run_dir or default_run_dir(name), model_config=model_config, base=base, resume=resume,
+        config, data_root, run_dir or default_run_dir(name), model_config=model_config, base=base, resume=resume, include=include,
         device=device, progress=progress,
     )  # fmt: skip
     if not result.is_main_process:

@@ -4,6 +4,8 @@
 Because every emoji exists in every style, each translation has a true answer (see data/README.md, LICENSES.md).
 """
 
+import csv
+from functools import lru_cache
 from pathlib import Path
 
 from zoo import hookimpl
@@ -23,13 +25,31 @@ STYLES = {
 }
 
 
+@lru_cache(maxsize=1)
+def test_emoji() -> frozenset[str]:
+    """The held-out test set (docs/results.md): sort the distinct base emoji (`base_unified`, or the emoji itself when
+    empty); every tenth one from index 0, with all its skin-tone variants, is a test emoji."""
+    with open(DATA / "manifest.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    bases = sorted({row["base_unified"] or row["unified"] for row in rows})
+    test_bases = set(bases[::10])
+    return frozenset(row["unified"] for row in rows if (row["base_unified"] or row["unified"]) in test_bases)
+
+
+def is_training_image(path: Path) -> bool:
+    return path.stem not in test_emoji()
+
+
 def emoji_data(style: str, description: str, licence: str) -> DataSource:
+    # The base may see every noto image (a noto image is a translation's input, never its answer); the other styles
+    # never see a test emoji, so no target model has seen the answer it is scored against.
     return DataSource(
         description=f"1,030 emoji in the {description} style, 64x64 RGB on white (shipped with zoo)",
         license=f"{licence}; attribution in {DATA / 'LICENSES.md'}",
         layout="<style>/<unified code points>.png, the same emoji in every style (manifest.csv)",
         preprocessing="used at their native 64 px",
         bundled=DATA / style,
+        include=None if style == "noto" else is_training_image,
     )
 
 
