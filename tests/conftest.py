@@ -1,8 +1,10 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from zoo.model import ModelConfig
 
@@ -27,6 +29,17 @@ def zoo_home(tmp_path, monkeypatch):
 @pytest.fixture
 def tiny_config():
     return ModelConfig(size=16, style_dim=16, n_mlp=2, channels={4: 16, 8: 12, 16: 8})
+
+
+@pytest.fixture
+def images(tmp_path):
+    """A folder of 12 random 24x20 RGB images (non-square, so cropping is exercised)."""
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.RandomState(0)
+    for index in range(12):
+        Image.fromarray(rng.randint(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / f"{index:02d}.png")
+    return root
 
 
 @pytest.fixture

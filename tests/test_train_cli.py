@@ -6,10 +6,8 @@ import subprocess
 import sys
 import tomllib
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from zoo.checkpoint import load_model
 from zoo.errors import ZooError
@@ -17,16 +15,6 @@ from zoo.recipes import parse_channels, plan_add_domain, plan_train_base
 
 TINY = ["--size", "16", "--channels", "4:16,8:12,16:8", "--style-dim", "16", "--n-mlp", "2"]
 FAST = ["--batch", "4", "--snapshot-every", "2", "--sample-every", "2"]
-
-
-@pytest.fixture
-def images(tmp_path):
-    root = tmp_path / "images"
-    root.mkdir()
-    rng = np.random.RandomState(0)
-    for index in range(8):
-        Image.fromarray(rng.randint(0, 255, (24, 24, 3), dtype=np.uint8)).save(root / f"{index}.png")
-    return root
 
 
 def zoo(*args):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -32,16 +31,6 @@ from zoo.training import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def images(tmp_path):
-    root = tmp_path / "images"
-    root.mkdir()
-    rng = np.random.RandomState(0)
-    for index in range(12):
-        Image.fromarray(rng.randint(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / f"{index:02d}.png")
-    return root
 
 
 def recipe(**overrides) -> TrainConfig:
