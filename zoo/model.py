@@ -110,7 +110,8 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(batch, channels, height * up, width * up)
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    weight = torch.flip(kernel, [0, 1]).to(x)[None, None].expand(channels, 1, *kernel.shape)
+    # A contiguous depthwise weight: oneDNN's fast depthwise path refuses an expanded (stride-0) one.
+    weight = torch.flip(kernel, [0, 1]).to(x)[None, None].expand(channels, 1, *kernel.shape).contiguous()
     x = F.conv2d(x, weight, groups=channels)
     return x[:, :, ::down, ::down] if down > 1 else x
 
@@ -203,16 +204,27 @@ class ModulatedConv2d(nn.Module):
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
 
     def forward(self, x, style):
+        out, demodulation = self.convolve(x, style)
+        return out if demodulation is None else out * demodulation[:, :, None, None]
+
+    def convolve(self, x, style):
+        """The modulated convolution before demodulation, and the (batch, out) demodulation factors (None if off).
+
+        Callers that go on with element-wise work (StyledConv) fold the factors into it instead of a separate pass.
+        """
         styles = self.modulation(style)
         weight = self.weight[0] * self.scale
-        x = x * styles[:, :, None, None]
-        if self.upsample:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        if weight.shape[-1] == 1 and not self.upsample:
+            # 1x1 (ToRGB): modulating the small per-sample kernels beats scaling the wide input.
+            kernels = weight[None, :, :, 0, 0] * styles[:, None, :]
+            out = torch.bmm(kernels, x.flatten(2)).view(x.shape[0], -1, *x.shape[2:])
         else:
-            x = F.conv2d(x, weight, padding=self.padding)
-        if self.demodulate:
-            x = x * self.demodulation(weight, styles)[:, :, None, None]
-        return self.blur(x) if self.upsample else x
+            x = x * styles[:, :, None, None]
+            if self.upsample:
+                out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+            else:
+                out = F.conv2d(x, weight, padding=self.padding)
+        return out, (self.demodulation(weight, styles) if self.demodulate else None)
 
     @staticmethod
     def demodulation(weight, styles):
@@ -221,14 +233,11 @@ class ModulatedConv2d(nn.Module):
 
 
 class NoiseInjection(nn.Module):
+    """The learned strength of a layer's per-pixel noise (StyledConv adds weight · noise)."""
+
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, image, noise=None):
-        if noise is None:
-            noise = image.new_empty(image.shape[0], 1, *image.shape[2:]).normal_()
-        return image + self.weight * noise
 
 
 class ConstantInput(nn.Module):
@@ -248,7 +257,19 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel, clamp=clamp)
 
     def forward(self, x, style, noise=None):
-        return self.activate(self.noise(self.conv(x, style), noise=noise))
+        """conv -> demodulate -> + noise -> + bias -> leaky ReLU · sqrt(2), in two passes over the output.
+
+        leaky_relu(y)·√2 = leaky_relu(√2·y), so √2 is folded into the small factors before the one big addcmul.
+        """
+        out, demodulation = self.conv.convolve(x, style)
+        if noise is None:
+            noise = out.new_empty(out.shape[0], 1, *out.shape[2:]).normal_()
+        gain = 2**0.5
+        offset = (gain * self.activate.bias).view(1, -1, 1, 1) + (gain * self.noise.weight) * noise
+        out = torch.addcmul(offset, out, gain * demodulation[:, :, None, None])
+        out = F.leaky_relu(out, 0.2, inplace=True)
+        clamp = self.activate.clamp
+        return out if clamp is None else out.clamp_(-clamp, clamp)
 
 
 class ToRGB(nn.Module):
