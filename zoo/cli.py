@@ -8,6 +8,7 @@ import os
 import shlex
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -18,11 +19,22 @@ from rich.table import Table
 
 from . import __version__
 from .devices import pick_device
+from .distance import (
+    DEFAULT_METRIC,
+    DistanceMatrix,
+    choose_models,
+    distance_matrix,
+    load_named,
+    output_paths,
+    save_distance_matrix,
+    variant_distances,
+)
 from .domains import describe, domain_status, get_domain
 from .errors import ZooError
 from .hub import pull
 from .images import grid, save_image
 from .importers import import_checkpoint
+from .metrics import get_metric
 from .plugins import plugin_listing
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
@@ -334,6 +346,72 @@ def parse_resolutions(text: str) -> list[int]:
         return [int(item) for item in text.split(",")]
     except ValueError:
         raise ZooError(f"--resolutions {text!r}: give comma-separated resolutions, e.g. 4,8,16") from None
+
+
+@app.command("distance-matrix")
+def distance_matrix_command(
+    domains: Optional[str] = typer.Option(None, "--domains", help="Comma-separated models to compare (default: every installed model)."),
+    family: Optional[str] = typer.Option(None, "--family", help="Compare every installed model of this family."),
+    variants: Optional[str] = typer.Option(None, "--variants", help="A fine-tuned domain: its base, FT, FC-FT and FC-FT-LS models (Table I)."),
+    ft: Optional[str] = typer.Option(None, "--ft", help="With --variants: the domain's model fine-tuned without FreezeFC (the FT row)."),
+    samples: int = typer.Option(2000, "--samples", min=1, help="Shared z samples, rendered by every model (the paper's 2000)."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the z samples."),
+    batch: int = typer.Option(16, "--batch", min=1, help="Samples per generator pass."),
+    truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward each model's mean latent (1 = none)."),
+    out: Path = typer.Option(Path("distance-matrix"), "--out", help="Writes PREFIX.csv, PREFIX.json and a heatmap PREFIX.png."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+):
+    """Model distances (the paper's Eq. 1): the mean distance between two models' images of the same z, for every pair."""
+    if ft and not variants:
+        raise ZooError("--ft goes with --variants DOMAIN")
+    if variants and (domains or family):
+        raise ZooError("--variants compares one domain's variants; leave out --domains and --family")
+    paths = output_paths(out, force=force)
+    chosen_device = pick_device(device)
+    options = dict(metric=get_metric(metric, chosen_device), samples=samples, seed=seed, batch=batch, truncation=truncation)
+    if variants:
+        compute = partial(variant_distances, variants, ft=ft, device=chosen_device, **options)
+    else:
+        names = choose_models([name.strip() for name in domains.split(",") if name.strip()] if domains else None, family)
+        compute = partial(distance_matrix, [load_named(name, chosen_device) for name in names], **options)
+    with progress_bar() as progress:
+        task = progress.add_task(f"{samples} samples", total=samples)
+        result = compute(on_batch=lambda done: progress.advance(task, done))
+    console.print(variants_table(result) if variants else matrix_table(result))
+    console.print(distance_note(result), markup=False)
+    save_distance_matrix(result, out, force=force)
+    console.print(f"wrote {', '.join(str(path) for path in paths)}")
+
+
+def matrix_table(result: DistanceMatrix) -> Table:
+    table = Table()
+    table.add_column("")
+    for name in result.names:
+        table.add_column(name, justify="right")
+    for row, name in enumerate(result.names):
+        table.add_row(name, *(distance_cell(result, row, column) for column in range(len(result.names))))
+    return table
+
+
+def variants_table(result: DistanceMatrix) -> Table:
+    """The paper's Table I for one domain: each variant's distance to the base (the first model)."""
+    table = Table()
+    table.add_column("variant")
+    table.add_column(f"distance to {result.names[0]}", justify="right")
+    for column, name in enumerate(result.names):
+        table.add_row(name, distance_cell(result, 0, column))
+    return table
+
+
+def distance_cell(result: DistanceMatrix, row: int, column: int) -> str:
+    return f"{float(result.matrix[row, column]):.3f}" + ("*" if result.cross_family[row, column] else "")
+
+
+def distance_note(result: DistanceMatrix) -> str:
+    note = "; * cross-family: the mapping networks differ" if result.cross_family.any() else ""
+    return f"{result.label}: mean over {result.samples} shared z, seed {result.seed}, truncation {result.truncation:g}{note}"
 
 
 def main() -> None:
