@@ -32,15 +32,17 @@ from .distance import (
 from .domains import describe, domain_status, get_domain
 from .errors import ZooError
 from .hub import pull
-from .images import grid, save_image
+from .images import expand_inputs, grid, load_images, save_image
 from .importers import import_checkpoint
-from .metrics import get_metric
+from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
+from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
 from .plugins import plugin_listing
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
 from .sampling import sample
 from .swap import install_swapped, level_resolutions
 from .training import format_metrics, rich_progress, train_and_install
+from .translation import TranslationJob, check_free, family_members, prepare_translation, run_translation
 
 app = typer.Typer(
     name="zoo",
@@ -346,6 +348,123 @@ def parse_resolutions(text: str) -> list[int]:
         return [int(item) for item in text.split(",")]
     except ValueError:
         raise ZooError(f"--resolutions {text!r}: give comma-separated resolutions, e.g. 4,8,16") from None
+
+
+INVERSION_OPTIONS = dict(
+    method=typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search) or projection (StyleGAN2's)."),
+    steps=typer.Option(500, "--steps", min=1, help="Optimisation steps per image."),
+    lr=typer.Option(0.1, "--inversion-lr", help="Adam learning rate (warm-up 5%, cosine ramp-down over the last 25%)."),
+    directions=typer.Option(0, "--directions", "-k", min=0, help="Bounded: search the top K SeFa directions (0 = all)."),
+    w_plus=typer.Option(False, "--w-plus", help="One latent per layer (W+) instead of one w."),
+    optimize_noise=typer.Option(None, "--optimize-noise/--no-optimize-noise", help="Optimise noise maps (default: projection only)."),
+    perceptual=typer.Option("auto", "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none."),
+    pixel_loss=typer.Option("l1", "--pixel-loss", help="l1 or l2."),
+    batch=typer.Option(16, "--batch", min=1, help="Images inverted together."),
+)
+
+
+def inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss) -> InversionSettings:
+    return InversionSettings(method=method, steps=steps, lr=lr, directions=directions, w_plus=w_plus,
+                             optimize_noise=optimize_noise, perceptual=perceptual, pixel_loss=pixel_loss)  # fmt: skip
+
+
+def announce_loss(settings: InversionSettings) -> None:
+    """Say which perceptual term the inversion uses (LPIPS needs weights that may not be on this machine)."""
+    used = resolve_perceptual(settings.perceptual)
+    note = f" (no LPIPS-VGG weights here: {LPIPS_BACKBONES['vgg'][1]} in ${BACKBONE_DIR_VARIABLE} enables it)" if settings.perceptual == "auto" and used == "ssim" else ""
+    error_console.print(f"inversion: {settings.method}, {settings.steps} steps, loss {settings.pixel_loss} + {used}{note}", soft_wrap=True)
+
+
+@app.command("translate")
+def translate_command(
+    inputs: Optional[list[Path]] = typer.Argument(None, help="Images or folders of images in the --from domain."),
+    source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
+    target: str = typer.Option(..., "--to", help="The domain to translate into, or 'all' for every domain of the family."),
+    out: Path = typer.Option(Path("out"), "--out", help="Output folder."),
+    swap: Optional[int] = typer.Option(None, "--swap", min=0, help="Layer swap l (0 = none; default: the target's recipe)."),
+    swap_mode: str = typer.Option("weights", "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
+    styles: int = typer.Option(0, "--styles", min=0, help="Also N outputs with random appearance codes (multi-modal)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Also an output with this target-domain image's appearance."),
+    appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation of random appearance codes (default: recipe)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of appearance codes and of the inversion."),
+    grid_flag: bool = typer.Option(False, "--grid", help="Also one grid of every input and its outputs."),
+    latent: Optional[list[Path]] = typer.Option(None, "--latent", help="Latent files from `zoo invert` instead of images."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    method: str = INVERSION_OPTIONS["method"],
+    steps: int = INVERSION_OPTIONS["steps"],
+    lr: float = INVERSION_OPTIONS["lr"],
+    directions: int = INVERSION_OPTIONS["directions"],
+    w_plus: bool = INVERSION_OPTIONS["w_plus"],
+    optimize_noise: Optional[bool] = INVERSION_OPTIONS["optimize_noise"],
+    perceptual: str = INVERSION_OPTIONS["perceptual"],
+    pixel_loss: str = INVERSION_OPTIONS["pixel_loss"],
+    batch: int = INVERSION_OPTIONS["batch"],
+):
+    """Translate images from one domain into another: invert in --from, generate with --to (the paper's Eq. 4)."""
+    if bool(inputs) == bool(latent):
+        raise ZooError("give input images (or folders) or --latent files, one or the other")
+    targets = family_members(source) if target == "all" else [target]
+    if not targets:
+        raise ZooError(f"{source} has no other installed domain in its family; see `zoo list --installed`")
+    settings = inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss)
+    job = TranslationJob(
+        source=source, targets=targets, out=out, inputs=expand_inputs(inputs) if inputs else None, latent_files=latent,
+        swap=swap, swap_mode=swap_mode, styles=styles, reference=reference, appearance_layers=appearance_layers,
+        truncation=truncation, seed=seed, grid=grid_flag, force=force, inversion=settings, batch_size=batch,
+    )  # fmt: skip
+    prepared = prepare_translation(job, device=pick_device(device))
+    if inputs:
+        announce_loss(settings)
+    with progress_bar() as progress:
+        task = progress.add_task(f"inverting {len(job.inputs or [])} image(s) in {source}", total=None)
+        written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"wrote {len(written)} image(s) to {out}/ ({source} -> {', '.join(targets)})")
+
+
+@app.command("invert")
+def invert_command(
+    domain: str = typer.Argument(..., help="The images' domain (an installed model)."),
+    inputs: list[Path] = typer.Argument(..., help="Images or folders of images."),
+    out: Path = typer.Option(Path("out"), "--out", help="Output folder for latents and reconstructions."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the inversion's random draws."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    method: str = INVERSION_OPTIONS["method"],
+    steps: int = INVERSION_OPTIONS["steps"],
+    lr: float = INVERSION_OPTIONS["lr"],
+    directions: int = INVERSION_OPTIONS["directions"],
+    w_plus: bool = INVERSION_OPTIONS["w_plus"],
+    optimize_noise: Optional[bool] = INVERSION_OPTIONS["optimize_noise"],
+    perceptual: str = INVERSION_OPTIONS["perceptual"],
+    pixel_loss: str = INVERSION_OPTIONS["pixel_loss"],
+    batch: int = INVERSION_OPTIONS["batch"],
+):
+    """Invert images into a model's latent space: writes STEM-DOMAIN.latent.safetensors and STEM-DOMAIN-reconstruction.png."""
+    settings = inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss)
+    files = expand_inputs(inputs)
+    latent_paths = [out / f"{path.stem}-{domain}.latent.safetensors" for path in files]
+    image_paths = [out / f"{path.stem}-{domain}-reconstruction.png" for path in files]
+    check_free(latent_paths + image_paths, force)
+    model = load(domain, device=pick_device(device))
+    images = load_images(files, model.info.config.size)
+    announce_loss(settings)
+    with progress_bar() as progress:
+        task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
+        result = invert_in_batches(model, images, settings, batch_size=batch, seed=seed,
+                                   on_step=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    scores = reconstruction_scores(result.reconstructions.cpu(), images)
+    table = Table(title=f"{domain}: {settings.method} inversion, {settings.steps} steps")
+    for column in ("image", "SSIM", "L1 (0-255)", "latent", "reconstruction"):
+        table.add_column(column)
+    for index, path in enumerate(files):
+        save_latent(latent_paths[index], result, index, model=model, source=path.name, force=True)
+        save_image(result.reconstructions[index], image_paths[index], force=True)
+        table.add_row(path.name, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
+    console.print(table)
+    console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(files)} image(s)")
 
 
 @app.command("distance-matrix")

@@ -96,14 +96,33 @@ class SSIMDistance(Metric):
         return 1 - ssim(images_a, images_b)
 
 
-def ssim(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM of two [-1, 1] batches (the window shrinks to fit images smaller than 11 px)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
+SSIM_SIGMA = 1.5
+SSIM_TAPS = 11  # the Gaussian cut at 3.5 σ on each side, as in Wang et al.'s reference code and torchmetrics
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (k · data range)², pixels in [0, 1]
 
-    window = min(11, min(images_a.shape[-2:]) - (1 - min(images_a.shape[-2:]) % 2))
-    return structural_similarity_index_measure(
-        (images_a + 1) / 2, (images_b + 1) / 2, data_range=1.0, kernel_size=window, reduction="none"
-    )
+
+def ssim(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of two [-1, 1] batches, as torchmetrics defines it (Gaussian window of 11 taps, σ 1.5, mirrored
+    borders, mean over the whole map), with the window applied as two 1-D passes: 11 + 11 multiplies per pixel
+    instead of 121, which matters when SSIM is a loss inside an optimisation loop."""
+    a, b = (images_a + 1) / 2, (images_b + 1) / 2
+    batch, channels = a.shape[:2]
+    pad = SSIM_TAPS // 2
+    offsets = torch.arange(SSIM_TAPS, dtype=a.dtype, device=a.device) - pad
+    taps = torch.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+    taps = taps / taps.sum()
+    stacked = F.pad(torch.cat([a, b]), (pad, pad, pad, pad), mode="reflect")
+    a, b = stacked.split(batch)
+    moments = torch.cat([a, b, a * a, b * b, a * b])
+    moments = F.conv2d(moments, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    moments = F.conv2d(moments, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    mean_a, mean_b, mean_aa, mean_bb, mean_ab = moments.split(batch)
+    var_a = (mean_aa - mean_a.square()).clamp_min(0)
+    var_b = (mean_bb - mean_b.square()).clamp_min(0)
+    covariance = mean_ab - mean_a * mean_b
+    luminance = (2 * mean_a * mean_b + SSIM_C1) / (mean_a.square() + mean_b.square() + SSIM_C1)
+    structure = (2 * covariance + SSIM_C2) / (var_a + var_b + SSIM_C2)
+    return (luminance * structure).flatten(1).mean(1)
 
 
 class LPIPSDistance(Metric):

@@ -102,7 +102,9 @@ class TrainConfig:
     augment_auto_below: int = 5000
     ada_target: float = 0.6
     ada_interval: int = 4
-    ada_kimg: float = 500.0  # images (in thousands) for p to move from 0 to 1
+    # Images (in thousands) for p to move from 0 to 1. ADA's 500 suits its runs of 5-25 Mimg; runs on a CPU see a few
+    # hundred kimg, in which p could not reach the 0.3-0.8 that a small dataset needs before D has overfitted.
+    ada_kimg: float = 100.0
     freeze_fc: bool = False
     freeze_d: int = 0
     snapshot_every: int = 1000

@@ -13,12 +13,18 @@ model once; `features` runs the source and hands its activation at 2^(l+2) px to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from .checkpoint import ZooModel
+from .domains import Recipe
 from .errors import ZooError
+from .images import grid, load_images, save_image
+from .inversion import InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
+from .plugins import registered_domains
+from .registry import Registry, load
 from .swap import feature_swap, level_resolutions, weight_swap
 
 SWAP_MODES = ("weights", "features")
@@ -116,3 +122,204 @@ def translate_with_reference(renderer: Renderer, latents: torch.Tensor, noise, r
     """One output per input, its appearance rows from the reference's latent (inverted with the target model)."""
     appearance = reference_latents.expand(latents.shape[0], -1, -1)
     return renderer.render(with_appearance(latents, appearance, renderer.options.appearance_layers), noise)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Which models, which files
+
+
+def family_members(source: str, registry: Registry | None = None) -> list[str]:
+    """Installed models that share `source`'s mapping network (its W space), `source` excluded, sorted."""
+    domains = (registry or Registry()).domains()
+    if source not in domains:
+        raise ZooError(f"model {source!r} is not installed; see `zoo list --installed`")
+    mapping = domains[source]["mapping_sha256"]
+    return sorted(name for name, entry in domains.items() if name != source and entry.get("mapping_sha256") == mapping)
+
+
+def recipe_defaults(target: str) -> Recipe | None:
+    """The target's declared recipe (swap level, appearance layers, truncation), when it is a plugin's domain."""
+    spec = registered_domains().get(target)
+    return spec.recipe if spec else None
+
+
+def output_path(out: Path, stem: str, source: str, target: str, suffix: str = "") -> Path:
+    """<out>/<stem>-<source>-to-<target><suffix>.png: one name per input, target and variant."""
+    return out / f"{stem}-{source}-to-{target}{suffix}.png"
+
+
+def check_free(paths: list[Path], force: bool) -> None:
+    """Refuse before any work if an output exists (without force) or two inputs would write the same file."""
+    seen = set()
+    for path in paths:
+        if path in seen:
+            raise ZooError(f"{path}: two inputs would write this file (same file name); rename one of them")
+        seen.add(path)
+        if path.exists() and not force:
+            raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The whole job: `zoo translate`
+
+
+@dataclass
+class TranslationJob:
+    """What `zoo translate` does: invert inputs in `source` (or read saved latents), render them with each target."""
+
+    source: str
+    targets: list[str]
+    out: Path
+    inputs: list[Path] | None = None  # image files (already expanded), or
+    latent_files: list[Path] | None = None  # latents saved by `zoo invert` with the source model
+    swap: int | None = None  # None: the target's recipe default
+    swap_mode: str = "weights"
+    styles: int = 0
+    reference: Path | None = None
+    appearance_layers: int | None = None
+    truncation: float | None = None
+    seed: int = 0
+    grid: bool = False
+    force: bool = False
+    inversion: InversionSettings | None = None
+    batch_size: int = 16
+
+    def options_for(self, target: str) -> TranslationOptions:
+        recipe = recipe_defaults(target)
+        swap, appearance, truncation = self.swap, self.appearance_layers, self.truncation
+        return TranslationOptions(
+            swap=swap if swap is not None else (recipe.swap_layers if recipe else 0),
+            swap_mode=self.swap_mode,
+            appearance_layers=appearance if appearance is not None else (recipe.appearance_layers if recipe else 2),
+            truncation=truncation if truncation is not None else (recipe.truncation if recipe else 0.7),
+            seed=self.seed,
+        )
+
+
+@dataclass
+class Inputs:
+    """The content to translate: names for the output files, W+ latents and their noise ('const' or per-image maps)."""
+
+    stems: list[str]
+    latents: torch.Tensor
+    noise: object
+    images: torch.Tensor | None  # the input pixels, when inputs were images
+
+
+@dataclass
+class PreparedTranslation:
+    """A checked job: models loaded and in one family, inputs readable, outputs free. Only the work is left."""
+
+    job: TranslationJob
+    source: ZooModel
+    targets: dict[str, ZooModel]
+    renderers: dict[str, Renderer]
+    plan: "OutputPlan"
+    stems: list[str]
+    images: torch.Tensor | None  # input pixels, or None when the inputs are saved latents
+    saved: list[SavedLatent] | None
+    reference_image: torch.Tensor | None
+
+
+def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslation:
+    """Everything that can fail on bad input, before any work: models, family, inputs, reference, output files."""
+    if (job.inputs is None) == (job.latent_files is None):
+        raise ZooError("give input images or --latent files (one or the other)")
+    if job.reference is not None and len(job.targets) != 1:
+        raise ZooError("--reference takes its appearance from one target domain; use it with a single --to")
+    source = load(job.source, device=device)
+    targets = {name: load(name, device=device) for name in job.targets}
+    for target in targets.values():
+        check_same_family(source, target)
+    renderers = {name: Renderer(source.generator, model.generator, job.options_for(name)) for name, model in targets.items()}
+    reference_image = None
+    if job.reference is not None:
+        reference_image = load_images([job.reference], targets[job.targets[0]].info.config.size)
+    saved = images = None
+    if job.latent_files:
+        saved = [load_latent(path, source) for path in job.latent_files]
+        stems = [Path(item.metadata["source"]).stem for item in saved]
+    else:
+        images = load_images(job.inputs, source.info.config.size)
+        stems = [path.stem for path in job.inputs]
+    plan = output_plan(job, stems)
+    check_free(plan.paths(), job.force)
+    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image)
+
+
+def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | None = None) -> list[Path]:
+    """Invert (or read the saved latents), render with every target, write; returns the files written."""
+    job = prepared.job
+    content = read_inputs(prepared, on_invert)
+    reference = None
+    if prepared.reference_image is not None:
+        target = prepared.targets[job.targets[0]]
+        reference = invert(target, prepared.reference_image, job.inversion, seed=job.seed).latents
+    rows = {name: render_rows(renderer, content, job.styles, reference) for name, renderer in prepared.renderers.items()}
+    return write_outputs(job, prepared.plan, content, rows)
+
+
+@dataclass
+class OutputPlan:
+    per_input: dict[str, list[Path]]  # stem -> its files: one per target, style and reference (or one --to all grid)
+    grid: Path | None = None  # --grid: every input in one picture
+
+    def paths(self) -> list[Path]:
+        return [path for paths in self.per_input.values() for path in paths] + ([self.grid] if self.grid else [])
+
+
+def output_plan(job: TranslationJob, stems: list[str]) -> OutputPlan:
+    if len(job.targets) > 1:
+        return OutputPlan({stem: [job.out / f"{stem}-{job.source}-to-all.png"] for stem in stems})
+    target = job.targets[0]
+    suffixes = [""] + [f"-style{index + 1}" for index in range(job.styles)]
+    if job.reference is not None:
+        suffixes.append(f"-ref-{job.reference.stem}")
+    per_input = {stem: [output_path(job.out, stem, job.source, target, suffix) for suffix in suffixes] for stem in stems}
+    return OutputPlan(per_input, job.out / f"{job.source}-to-{target}-grid.png" if job.grid else None)
+
+
+def read_inputs(prepared: PreparedTranslation, on_invert: StepCallback | None) -> Inputs:
+    """The content codes: saved latents as they are, or the inputs inverted with the source model."""
+    job, source = prepared.job, prepared.source
+    if prepared.saved:
+        device = source.generator.input.input.device
+        latents = torch.stack([item.latent for item in prepared.saved]).to(device)
+        noise = "const"
+        if all(item.noise is not None for item in prepared.saved):
+            noise = [torch.stack(layers).to(device) for layers in zip(*(item.noise for item in prepared.saved))]
+        return Inputs(prepared.stems, latents, noise, None)
+    result = invert_in_batches(source, prepared.images, job.inversion, batch_size=job.batch_size, seed=job.seed, on_step=on_invert)
+    return Inputs(prepared.stems, result.latents, result.noise_spec(), prepared.images)
+
+
+def render_rows(renderer: Renderer, content: Inputs, styles: int, reference: torch.Tensor | None) -> torch.Tensor:
+    """(B, columns, 3, H, W): the translation, then each style, then the reference-guided output."""
+    columns = [translate(renderer, content.latents, content.noise)[:, None]]
+    if styles:
+        columns.append(translate_multimodal(renderer, content.latents, content.noise, styles))
+    if reference is not None:
+        columns.append(translate_with_reference(renderer, content.latents, content.noise, reference)[:, None])
+    return torch.cat(columns, dim=1).cpu()
+
+
+def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor]) -> list[Path]:
+    job.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    inputs = content.images.cpu() if content.images is not None else None
+    for index, stem in enumerate(content.stems):
+        if len(job.targets) > 1:
+            per_target = [rows[name][index] for name in job.targets]
+            if inputs is not None:
+                per_target = [torch.cat([inputs[index][None], images]) for images in per_target]
+            images = torch.stack(per_target)
+            written.append(save_image(grid(images.flatten(0, 1), nrow=images.shape[1]), plan.per_input[stem][0], force=True))
+            continue
+        for image, path in zip(rows[job.targets[0]][index], plan.per_input[stem]):
+            written.append(save_image(image, path, force=True))
+    if plan.grid:
+        table = rows[job.targets[0]]
+        if inputs is not None:
+            table = torch.cat([inputs[:, None], table], dim=1)
+        written.append(save_image(grid(table.flatten(0, 1), nrow=table.shape[1]), plan.grid, force=True))
+    return written

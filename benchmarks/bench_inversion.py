@@ -1,0 +1,65 @@
+"""Batched inversion against one run per image, at the emoji family's 64 px config, in one run.
+
+    python benchmarks/bench_inversion.py [--images 16] [--steps 100] [--method bounded]
+
+Builds a generator of the emoji family's architecture (random weights: speed does not depend on them), makes
+`--images` target images with it, and inverts them two ways with the same settings: all in one batch (each image has
+its own latent and loss; zoo.inversion explains why that is the same optimisation), and one `invert` call per image.
+The issue's bar: the batch takes at most 25% of the time of the single runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from zoo.checkpoint import load_model, save_model
+from zoo.inversion import InversionSettings, invert, sefa_space
+from zoo.model import Generator, ModelConfig
+
+EMOJI_64 = ModelConfig(size=64, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32})
+
+
+def emoji_sized_model(folder: Path):
+    torch.manual_seed(0)
+    path = folder / "bench.safetensors"
+    save_model(path, Generator(EMOJI_64).eval(), domain="bench", family="bench", lineage={})
+    return load_model(path)
+
+
+def timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--method", default="bounded", choices=("bounded", "projection"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ZOO_HOME"] = home
+        model = emoji_sized_model(Path(home))
+        sefa_space(model)  # computed once and cached, as in real use; not part of either timing
+        with torch.no_grad():
+            z = torch.randn(args.images, EMOJI_64.style_dim, generator=torch.Generator().manual_seed(1))
+            targets, _ = model.generator([z], truncation=0.7)
+        settings = InversionSettings(method=args.method, steps=args.steps, perceptual="ssim")
+        batched = timed(lambda: invert(model, targets, settings))
+        singles = timed(lambda: [invert(model, targets[i : i + 1], settings) for i in range(args.images)])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; emoji 64 px config, {args.method} inversion, "
+          f"{args.steps} steps, L1 + SSIM loss")  # fmt: skip
+    print("| images | one batch s | one run per image s | batch / singles |")
+    print("|---|---|---|---|")
+    print(f"| {args.images} | {batched:.2f} | {singles:.2f} | {batched / singles:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
