@@ -40,14 +40,19 @@ def test_train_base_then_add_domain_keeps_the_family(images, zoo_home):
     assert not torch.equal(base_model.generator.conv1.conv.weight, tuned_model.generator.conv1.conv.weight)
     assert [json.loads(line)["step"] for line in (zoo_home / "runs" / "mine" / "metrics.jsonl").read_text().splitlines()][-1] == 2
 
-    unfrozen = zoo("add-domain", "mine-ft", "--base", "mybase", "--data", images, *FAST, "--iters", "2", "--no-freeze-fc")
-    assert "family mine-ft" in unfrozen.stdout
+    unfrozen = zoo("add-domain", "mine", "--as", "mine-ft", "--base", "mybase", "--data", images, *FAST, "--iters", "2",
+                   "--no-freeze-fc", "--no-discriminator")  # fmt: skip
+    assert "installed mine-ft (16px, family mine-ft)" in unfrozen.stdout
+    assert (zoo_home / "runs" / "mine-ft" / "snapshot.pt").is_file()
+    assert load_model(zoo_home / "checkpoints" / "mine-ft.safetensors").info.has_discriminator is False
+    assert base_model.info.has_discriminator is True
 
 
 def test_recipes_fill_in_declared_domains(images):
     plan = plan_train_base("emoji-noto", iters=5)
     assert (plan.model_config.size, plan.model_config.style_dim, plan.model_config.channels[64]) == (64, 128, 32)
     assert plan.data.name == "noto" and plan.config.iters == 5 and plan.config.freeze_fc is False
+    assert plan.family == "emoji" and plan_train_base("my-own", data=images, size=16).family is None
     with pytest.raises(ZooError, match="use `zoo add-domain anime`"):
         plan_train_base("anime")
     with pytest.raises(ZooError, match="--size is needed"):

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
+from .demo import DemoSettings, run_demo
 from .devices import pick_device
 from .distance import (
     DEFAULT_METRIC,
@@ -224,17 +225,21 @@ TRAINING_OPTIONS = dict(
     seed=typer.Option(None, "--seed", help="Seed of the whole run (default 0)."),
     snapshot_every=typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000)."),
     sample_every=typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000)."),
+    keep_discriminator=typer.Option(True, "--discriminator/--no-discriminator",
+                                    help="Keep D in the installed file (needed to fine-tune from it later; doubles its size)."),
 )
 
 
-def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int) -> None:
+def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int, keep_discriminator: bool) -> None:
     """Train a plan and install the result; re-launches itself under torchrun when --gpus asks for several."""
     if gpus > 1 and "RANK" not in os.environ:
         relaunch_with_torchrun(gpus)
     with training_progress(plan.name) as progress:
         result, entry = train_and_install(
             plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, include=plan.include, force=force,
+            family=plan.family,
             resume=resume, device=None if device == "auto" else device, progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]),
+            keep_discriminator=keep_discriminator,
         )
     if entry is not None:
         console.print(
@@ -282,6 +287,7 @@ def train_base_command(
     seed: Optional[int] = TRAINING_OPTIONS["seed"],
     snapshot_every: Optional[int] = TRAINING_OPTIONS["snapshot_every"],
     sample_every: Optional[int] = TRAINING_OPTIONS["sample_every"],
+    keep_discriminator: bool = TRAINING_OPTIONS["keep_discriminator"],
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
     force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU)."),
@@ -293,7 +299,7 @@ def train_base_command(
         n_mlp=n_mlp, iters=iters, batch=batch, lr=lr, r1_gamma=r1_gamma, path_regularize=path_regularize,
         augment=augment, seed=seed, snapshot_every=snapshot_every, sample_every=sample_every,
     )
-    run_training(plan, resume=resume, force=force, device=device, gpus=gpus)
+    run_training(plan, resume=resume, force=force, device=device, gpus=gpus, keep_discriminator=keep_discriminator)
 
 
 @app.command("add-domain")
@@ -303,6 +309,7 @@ def add_domain_command(
     base: Optional[str] = typer.Option(None, "--base", help="Installed model to fine-tune (default: the recipe's base)."),
     freeze_d: Optional[int] = typer.Option(None, "--freeze-d", min=0, help="Freeze the first K discriminator blocks (FreezeD)."),
     no_freeze_fc: bool = typer.Option(False, "--no-freeze-fc", help="Also train the mapping network (the paper's FT ablation)."),
+    install_as: Optional[str] = typer.Option(None, "--as", help="Install under this name (e.g. an ablation variant of NAME)."),
     iters: Optional[int] = TRAINING_OPTIONS["iters"],
     batch: Optional[int] = TRAINING_OPTIONS["batch"],
     lr: Optional[float] = TRAINING_OPTIONS["lr"],
@@ -312,6 +319,7 @@ def add_domain_command(
     seed: Optional[int] = TRAINING_OPTIONS["seed"],
     snapshot_every: Optional[int] = TRAINING_OPTIONS["snapshot_every"],
     sample_every: Optional[int] = TRAINING_OPTIONS["sample_every"],
+    keep_discriminator: bool = TRAINING_OPTIONS["keep_discriminator"],
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
     force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU)."),
@@ -319,11 +327,11 @@ def add_domain_command(
 ):
     """Fine-tune a base into a new domain with the mapping network frozen (the paper's F(G_base, D_t))."""
     plan = plan_add_domain(
-        name, data=data, base=base, freeze_fc=False if no_freeze_fc else None, freeze_d=freeze_d, iters=iters,
+        name, data=data, base=base, install_as=install_as, freeze_fc=False if no_freeze_fc else None, freeze_d=freeze_d, iters=iters,
         batch=batch, lr=lr, r1_gamma=r1_gamma, path_regularize=path_regularize, augment=augment, seed=seed,
         snapshot_every=snapshot_every, sample_every=sample_every,
     )
-    run_training(plan, resume=resume, force=force, device=device, gpus=gpus)
+    run_training(plan, resume=resume, force=force, device=device, gpus=gpus, keep_discriminator=keep_discriminator)
 
 
 @app.command("swap")
@@ -465,6 +473,27 @@ def invert_command(
         table.add_row(path.name, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
     console.print(table)
     console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(files)} image(s)")
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("demo"), "--out", help="Folder for index.html and its images."),
+    family: str = typer.Option("emoji", "--family", help="An installed family with a held-out split (default: the embedded emoji zoo)."),
+    inputs: int = typer.Option(6, "--inputs", min=1, help="Held-out images to translate."),
+    styles: int = typer.Option(4, "--styles", min=1, help="Random appearance codes per domain (multi-modal)."),
+    steps: int = typer.Option(300, "--steps", min=1, help="Inversion steps."),
+    samples: int = typer.Option(256, "--samples", min=1, help="z samples per model for the distance matrix."),
+    metric: str = typer.Option("auto", "--metric", help="Distance metric (auto: lpips-alex if its weights are here, else ssim)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+):
+    """Translate held-out images of a family's base into every domain, with multi-modal, reference-guided and distance views."""
+    settings = DemoSettings(family=family, inputs=inputs, styles=styles, steps=steps, samples=samples, metric=metric)
+    with progress_bar() as progress:
+        task = progress.add_task(f"inverting {inputs} held-out image(s)", total=None)
+        page = run_demo(out, settings, force=force, device=pick_device(device),
+                        on_step=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    console.print(f"wrote {page} (open it in a browser) and its images in {out}/images")
 
 
 @app.command("distance-matrix")

@@ -30,6 +30,7 @@ class TrainPlan:
     model_config: ModelConfig | None = None
     base: ZooModel | None = None
     include: Callable[[Path], bool] | None = None  # the bundled data's training split, when training on it
+    family: str | None = None  # None: a fine-tune joins its base's family (FreezeFC), anything else its own
 
 
 def parse_channels(text: str) -> dict[int, int]:
@@ -66,11 +67,17 @@ def plan_train_base(
     except ValueError as error:
         raise ZooError(f"model architecture: {error}") from None
     config = _train_config(spec.recipe if spec else None, {**options, "freeze_fc": False})  # nothing to keep yet
-    return TrainPlan(name, config, _data_folder(name, spec, data), model_config=model_config, include=_split(spec, data))
+    return TrainPlan(name, config, _data_folder(name, spec, data), model_config=model_config, include=_split(spec, data),
+                     family=spec.family if spec else None)  # fmt: skip
 
 
-def plan_add_domain(name: str, *, data: str | Path | None = None, base: str | None = None, **options) -> TrainPlan:
-    """The paper's fine-tuning F(G_base, D_t): FreezeFC on unless asked otherwise; the base from the recipe."""
+def plan_add_domain(
+    name: str, *, data: str | Path | None = None, base: str | None = None, install_as: str | None = None, **options
+) -> TrainPlan:
+    """The paper's fine-tuning F(G_base, D_t): FreezeFC on unless asked otherwise; the base from the recipe.
+
+    install_as names the result differently from the domain whose data and recipe it uses (e.g. an ablation variant).
+    """
     spec = _declared(name)
     base = base or (spec.recipe.base if spec else None)
     if base is None:
@@ -84,7 +91,7 @@ def plan_add_domain(name: str, *, data: str | Path | None = None, base: str | No
     if spec is not None and spec.resolution != base_model.info.config.size:
         warnings.warn(f"{name} is declared at {spec.resolution}px but base {base} is {base_model.info.config.size}px; "
                       "training at the base's resolution", stacklevel=2)
-    return TrainPlan(name, config, data_folder, base=base_model, include=_split(spec, data))
+    return TrainPlan(check_name(install_as or name), config, data_folder, base=base_model, include=_split(spec, data))
 
 
 def _installed_base(base: str) -> str:

@@ -902,8 +902,10 @@ def install_result(
     force: bool = False,
     command: str | None = None,
     registry: Registry | None = None,
+    keep_discriminator: bool = True,
 ) -> dict:
-    """Install G_ema (and D, for later fine-tuning) as checkpoints/NAME.safetensors with its lineage.
+    """Install G_ema (and D, for later fine-tuning, unless keep_discriminator is off) as checkpoints/NAME.safetensors
+    with its lineage.
 
     The family defaults to the base's under FreezeFC (same mapping network), else to the model's own name.
     """
@@ -923,8 +925,8 @@ def install_result(
     }
     lineage = {key: value for key, value in lineage.items() if value is not None}
     return install_model(
-        name, result.generator, family=family, lineage=lineage, discriminator=result.discriminator, force=force,
-        registry=registry,
+        name, result.generator, family=family, lineage=lineage, force=force, registry=registry,
+        discriminator=result.discriminator if keep_discriminator else None,
     )  # fmt: skip
 
 
@@ -944,6 +946,7 @@ def train_and_install(
     progress: ProgressCallback | None = None,
     command: str | None = None,
     registry: Registry | None = None,
+    keep_discriminator: bool = True,
 ) -> tuple[TrainResult, dict | None]:
     """`zoo train-base` / `zoo add-domain` in one call: refuse early, train, install (rank 0); (result, entry)."""
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
@@ -954,7 +957,8 @@ def train_and_install(
     )  # fmt: skip
     if not result.is_main_process:
         return result, None
-    entry = install_result(name, result, family=family, force=force, command=command, registry=registry)
+    entry = install_result(name, result, family=family, force=force, command=command, registry=registry,
+                           keep_discriminator=keep_discriminator)  # fmt: skip
     return result, entry
 
 
