@@ -1,3 +1,4 @@
+import copy
 import os
 from pathlib import Path
 
@@ -6,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from zoo import import_checkpoint, install_model, load
+from zoo.images import save_image
 from zoo.model import ModelConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -45,3 +48,42 @@ def images(tmp_path):
 @pytest.fixture
 def reference():
     return torch.load(ROSINALITY / "reference_small.pt", weights_only=True)
+
+
+def perturbed(generator, scale, seed, mapping_too=False):
+    """A copy with noisy synthesis weights (and mapping, when asked): a stand-in for a fine-tuned domain."""
+    other = copy.deepcopy(generator)
+    random = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in other.named_parameters():
+            if mapping_too or not name.startswith("style."):
+                param.add_(scale * torch.randn(param.shape, generator=random))
+    return other
+
+
+@pytest.fixture
+def family(zoo_home):
+    """tiny (the base), tiny-b and tiny-c in its family, and stranger with a mapping network of its own."""
+    import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")
+    base = load("tiny").generator
+    install_model("tiny-b", perturbed(base, 0.05, 1), family="tiny", lineage={"base": "tiny"})
+    install_model("tiny-c", perturbed(base, 0.05, 2), family="tiny", lineage={"base": "tiny"})
+    install_model("stranger", perturbed(base, 0.05, 3, mapping_too=True), family="stranger", lineage={})
+    return base
+
+
+def save_samples(generator, folder, count, seed=7):
+    """`count` samples of `generator` (truncation 0.7) saved as folder/face0.png, face1.png, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    z = torch.randn(count, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images, _ = generator([z], truncation=0.7)
+    for index, image in enumerate(images):
+        save_image(image, folder / f"face{index}.png")
+    return folder
+
+
+@pytest.fixture
+def inputs(tmp_path, family):
+    """Two samples of the family's base, face0.png and face1.png."""
+    return save_samples(family, tmp_path / "inputs", 2)

@@ -1,17 +1,15 @@
 """Translation between domains of a family: the API pieces and `zoo translate` / `zoo invert` as users run them."""
 
-import copy
 import struct
 import zlib
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROSINALITY
 from PIL import Image
 from test_cli import assert_user_error, zoo
 
-from zoo import import_checkpoint, install_model, load
+from zoo import load
 from zoo.errors import ZooError
 from zoo.inversion import InversionSettings
 from zoo.translation import (
@@ -26,41 +24,6 @@ from zoo.translation import (
 )
 
 SIZE = 32
-
-
-def perturbed(generator, scale, seed, mapping_too=False):
-    """A copy with noisy synthesis weights (and mapping, when asked): a stand-in for a fine-tuned domain."""
-    other = copy.deepcopy(generator)
-    random = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in other.named_parameters():
-            if mapping_too or not name.startswith("style."):
-                param.add_(scale * torch.randn(param.shape, generator=random))
-    return other
-
-
-@pytest.fixture
-def family(zoo_home):
-    """tiny (the base), tiny-b and tiny-c in its family, and stranger with a mapping network of its own."""
-    import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")
-    base = load("tiny").generator
-    install_model("tiny-b", perturbed(base, 0.05, 1), family="tiny", lineage={"base": "tiny"})
-    install_model("tiny-c", perturbed(base, 0.05, 2), family="tiny", lineage={"base": "tiny"})
-    install_model("stranger", perturbed(base, 0.05, 3, mapping_too=True), family="stranger", lineage={})
-    return base
-
-
-@pytest.fixture
-def inputs(tmp_path, family):
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    z = torch.randn(2, 48, generator=torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        images, _ = family([z], truncation=0.7)
-    for index, image in enumerate(images):
-        array = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        Image.fromarray(array).save(folder / f"face{index}.png")
-    return folder
 
 
 def test_family_is_the_shared_mapping_network(family):

@@ -32,6 +32,7 @@ from .distance import (
 )
 from .domains import describe, domain_status, get_domain
 from .errors import ZooError
+from .evaluation import EvaluationJob, prepare_evaluation, run_evaluation, save_evaluation, summary_rows
 from .hub import pull
 from .images import expand_inputs, grid, load_images, save_image
 from .importers import import_checkpoint
@@ -560,6 +561,66 @@ def distance_cell(result: DistanceMatrix, row: int, column: int) -> str:
 def distance_note(result: DistanceMatrix) -> str:
     note = "; * cross-family: the mapping networks differ" if result.cross_family.any() else ""
     return f"{result.label}: mean over {result.samples} shared z, seed {result.seed}, truncation {result.truncation:g}{note}"
+
+
+@app.command("eval")
+def eval_command(
+    source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
+    target: str = typer.Option(..., "--to", help="The domain to translate into (an installed model of the same family)."),
+    inputs: str = typer.Option(..., "--inputs", help="A folder (or image) of --from inputs, or 'test-split': --from's bundled "
+                               "images that --to's training split leaves out (the emoji family's held-out emoji)."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
+    swap: Optional[int] = typer.Option(None, "--swap", min=0, help="Layer swap l (0 = none; default: the target's recipe)."),
+    swap_mode: str = typer.Option("weights", "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
+    styles: int = typer.Option(2, "--styles", min=0, help="Outputs per input with random appearance codes, for their diversity."),
+    appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation of random appearance codes (default: recipe)."),
+    fid: Optional[bool] = typer.Option(None, "--fid/--no-fid", help="FID against --to's data (default: if the Inception weights are here)."),
+    reference_data: Optional[Path] = typer.Option(None, "--reference-data", help="FID's real images (default: --to's bundled data)."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="--to images named like the inputs (default: --to's bundled data)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Evaluate a random subset of N inputs (seeded)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the inversion, appearance codes, diversity pairs and --limit."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and each input's) as JSON."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    method: str = INVERSION_OPTIONS["method"],
+    steps: int = INVERSION_OPTIONS["steps"],
+    lr: float = INVERSION_OPTIONS["lr"],
+    directions: int = INVERSION_OPTIONS["directions"],
+    w_plus: bool = INVERSION_OPTIONS["w_plus"],
+    optimize_noise: Optional[bool] = INVERSION_OPTIONS["optimize_noise"],
+    perceptual: str = INVERSION_OPTIONS["perceptual"],
+    pixel_loss: str = INVERSION_OPTIONS["pixel_loss"],
+    batch: int = INVERSION_OPTIONS["batch"],
+):
+    """Translate inputs and measure the outputs as the paper's Tables II and III do, plus paired ground truth."""
+    if json_path:
+        check_free([json_path], force)
+    settings = inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss)
+    job = EvaluationJob(
+        source=source, target=target, inputs=inputs, metric=metric, swap=swap, swap_mode=swap_mode, styles=styles,
+        appearance_layers=appearance_layers, truncation=truncation, inversion=settings, seed=seed, batch=batch,
+        fid="auto" if fid is None else fid, reference_data=reference_data, pairs=pairs, limit=limit,
+    )  # fmt: skip
+    prepared = prepare_evaluation(job, device=pick_device(device))
+    announce_loss(settings)
+    if prepared.fid:
+        error_console.print(f"FID: after the inversion, the outputs and {len(prepared.fid.reference)} images of {prepared.fid.folder} "
+                            "go through Inception-v3 (minutes on a CPU)", soft_wrap=True)  # fmt: skip
+    with progress_bar() as progress:
+        task = progress.add_task(f"inverting {len(prepared.files)} image(s) in {source}", total=None)
+        result = run_evaluation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
+    table = Table(title=f"{source} -> {target}: {len(result.inputs)} inputs, swap l={result.translation['swap']}")
+    for column, justify in (("measure", "left"), ("value", "right"), ("metric", "left")):
+        table.add_column(column, justify=justify)
+    for row in summary_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    if json_path:
+        save_evaluation(result, json_path, force=force)
+        console.print(f"wrote {json_path}")
 
 
 def main() -> None:

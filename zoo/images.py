@@ -14,10 +14,14 @@ from .errors import ZooError
 from .files import atomic_path
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> the 0-255 bytes a saved file holds (same shape, on the CPU)."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_pil(image: torch.Tensor) -> Image.Image:
     """One (3, H, W) image in [-1, 1] -> an RGB PIL image."""
-    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB")
+    return Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy(), "RGB")
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:

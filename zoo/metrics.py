@@ -2,7 +2,9 @@
 
 A Metric splits into `features(images)` (computed once per image and cacheable, e.g. LPIPS's normalised network
 activations) and `distance_between(features_a, features_b)` (cheap, per pair), so a distance matrix over N models
-extracts features N times, not N(N-1). Every distance is differentiable and 0 for identical images.
+extracts features N times, not N(N-1). Features are a tensor or a list/tuple of tensors with one row per image, so
+they can be cached, selected and joined (`map_features`, `join_features`). Every distance is differentiable and 0 for
+identical images.
 Images are (B, 3, H, W) tensors in [-1, 1].
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +45,26 @@ class Metric:
 
     def __call__(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
         return self.distance_between(self.features(images_a), self.features(images_b))
+
+
+def map_features(function: Callable[[torch.Tensor], torch.Tensor], features: Any) -> Any:
+    """`function` applied to every tensor of a metric's features: a tensor or a (nested) list or tuple of tensors, each
+    with the images along its first dimension. Selects, e.g., the features of some images without recomputing them."""
+    if isinstance(features, torch.Tensor):
+        return function(features)
+    if isinstance(features, (list, tuple)):
+        return type(features)(map_features(function, item) for item in features)
+    raise TypeError(f"metric features must be tensors or lists/tuples of tensors, not {type(features).__name__}")
+
+
+def join_features(batches: list) -> Any:
+    """The features of consecutive batches of images joined into the features of all of them, in order."""
+    first = batches[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(batches)
+    if isinstance(first, (list, tuple)):
+        return type(first)(join_features(list(parts)) for parts in zip(*batches))
+    raise TypeError(f"metric features must be tensors or lists/tuples of tensors, not {type(first).__name__}")
 
 
 @dataclass(frozen=True)
@@ -87,13 +110,19 @@ class PixelDistance(Metric):
 
 
 class SSIMDistance(Metric):
-    """1 - SSIM (torchmetrics; Gaussian window 11, sigma 1.5, on [0, 1] pixels): 0 for identical images."""
+    """1 - SSIM (torchmetrics' definition; Gaussian window 11, sigma 1.5, on [0, 1] pixels): 0 for identical images.
+
+    Its features are each image's pixels, local means and local variances, so a pair costs one blur (of a·b), not five.
+    """
 
     name = "ssim"
     label = "1 - SSIM (Gaussian 11x11, σ 1.5)"
 
-    def distance_between(self, images_a, images_b):
-        return 1 - ssim(images_a, images_b)
+    def features(self, images):
+        return ssim_statistics(images)
+
+    def distance_between(self, features_a, features_b):
+        return 1 - ssim_from_statistics(features_a, features_b)
 
 
 SSIM_SIGMA = 1.5
@@ -103,26 +132,46 @@ SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (k · data range)², pixels in [0, 1]
 
 def ssim(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM of two [-1, 1] batches, as torchmetrics defines it (Gaussian window of 11 taps, σ 1.5, mirrored
-    borders, mean over the whole map), with the window applied as two 1-D passes: 11 + 11 multiplies per pixel
-    instead of 121, which matters when SSIM is a loss inside an optimisation loop."""
-    a, b = (images_a + 1) / 2, (images_b + 1) / 2
-    batch, channels = a.shape[:2]
-    pad = SSIM_TAPS // 2
-    offsets = torch.arange(SSIM_TAPS, dtype=a.dtype, device=a.device) - pad
-    taps = torch.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
-    taps = taps / taps.sum()
-    stacked = F.pad(torch.cat([a, b]), (pad, pad, pad, pad), mode="reflect")
-    a, b = stacked.split(batch)
-    moments = torch.cat([a, b, a * a, b * b, a * b])
-    moments = F.conv2d(moments, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    moments = F.conv2d(moments, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    mean_a, mean_b, mean_aa, mean_bb, mean_ab = moments.split(batch)
-    var_a = (mean_aa - mean_a.square()).clamp_min(0)
-    var_b = (mean_bb - mean_b.square()).clamp_min(0)
-    covariance = mean_ab - mean_a * mean_b
+    borders, mean over the whole map). The window is applied as two matrix products (`gaussian_blur`), an order of
+    magnitude faster on a CPU than convolutions, which matters when SSIM is a loss inside an optimisation loop."""
+    return ssim_from_statistics(ssim_statistics(images_a), ssim_statistics(images_b))
+
+
+def ssim_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What SSIM needs of one image alone: its pixels on [0, 1], their local means and their local variances."""
+    pixels = (images + 1) / 2
+    mean = gaussian_blur(pixels)
+    variance = (gaussian_blur(pixels * pixels) - mean.square()).clamp_min(0)
+    return pixels, mean, variance
+
+
+def ssim_from_statistics(statistics_a: tuple, statistics_b: tuple) -> torch.Tensor:
+    (a, mean_a, var_a), (b, mean_b, var_b) = statistics_a, statistics_b
+    covariance = gaussian_blur(a * b) - mean_a * mean_b
     luminance = (2 * mean_a * mean_b + SSIM_C1) / (mean_a.square() + mean_b.square() + SSIM_C1)
     structure = (2 * covariance + SSIM_C2) / (var_a + var_b + SSIM_C2)
     return (luminance * structure).flatten(1).mean(1)
+
+
+def gaussian_blur(images: torch.Tensor) -> torch.Tensor:
+    """SSIM's Gaussian window over (..., H, W) with mirrored borders, as Mᵀ_H · x · M_W."""
+    height, width = images.shape[-2:]
+    return blur_matrix(height, images.dtype, images.device).T @ images @ blur_matrix(width, images.dtype, images.device)
+
+
+@lru_cache(maxsize=16)
+def blur_matrix(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(size, size) M with x · M = x's rows blurred by the Gaussian window, borders mirrored (reflect-padded) first."""
+    pad = SSIM_TAPS // 2
+    offsets = torch.arange(SSIM_TAPS, dtype=torch.float64) - pad
+    taps = torch.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+    taps = taps / taps.sum()
+    band = torch.zeros(size + 2 * pad, size, dtype=torch.float64)  # the window over the padded row: column j = output j
+    columns = torch.arange(size)
+    for tap, weight in enumerate(taps):
+        band[columns + tap, columns] = weight
+    padded_identity = F.pad(torch.eye(size, dtype=torch.float64)[None], (pad, pad), mode="reflect")[0]  # row i: e_i padded
+    return (padded_identity @ band).to(dtype=dtype, device=device)
 
 
 class LPIPSDistance(Metric):

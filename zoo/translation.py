@@ -21,7 +21,7 @@ from .checkpoint import ZooModel
 from .domains import Recipe
 from .errors import ZooError
 from .images import grid, load_images, save_image
-from .inversion import InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
+from .inversion import InversionResult, InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
 from .plugins import registered_domains
 from .registry import Registry, load
@@ -124,6 +124,32 @@ def translate_with_reference(renderer: Renderer, latents: torch.Tensor, noise, r
     return renderer.render(with_appearance(latents, appearance, renderer.options.appearance_layers), noise)
 
 
+@dataclass
+class TranslatedImages:
+    """Translations held in memory, clamped to [-1, 1] as they would be saved, and the inversion they came from."""
+
+    outputs: torch.Tensor  # (B, 3, H, W): the content code on every layer of the target
+    styles: torch.Tensor | None  # (B, styles, 3, H, W): with random appearance codes; None when none were asked for
+    inversion: InversionResult
+
+
+def translate_images(
+    source: ZooModel,
+    renderer: Renderer,
+    images: torch.Tensor,
+    *,
+    styles: int = 0,
+    inversion: InversionSettings | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+    on_invert: StepCallback | None = None,
+) -> TranslatedImages:
+    """Invert (B, 3, H, W) images in [-1, 1] with `source`, render them with `renderer` (and `styles` multi-modal outputs)."""
+    result = invert_in_batches(source, images, inversion, batch_size=batch_size, seed=seed, on_step=on_invert)
+    rows = render_rows(renderer, result.latents, result.noise_spec(), styles, None).clamp(-1, 1)
+    return TranslatedImages(outputs=rows[:, 0], styles=rows[:, 1:] if styles else None, inversion=result)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Which models, which files
 
@@ -141,6 +167,26 @@ def recipe_defaults(target: str) -> Recipe | None:
     """The target's declared recipe (swap level, appearance layers, truncation), when it is a plugin's domain."""
     spec = registered_domains().get(target)
     return spec.recipe if spec else None
+
+
+def translation_options(
+    target: str,
+    *,
+    swap: int | None = None,
+    swap_mode: str = "weights",
+    appearance_layers: int | None = None,
+    truncation: float | None = None,
+    seed: int = 0,
+) -> TranslationOptions:
+    """Options for translating into `target`: each one as given, else the target's declared recipe, else the default."""
+    recipe = recipe_defaults(target)
+    return TranslationOptions(
+        swap=swap if swap is not None else (recipe.swap_layers if recipe else 0),
+        swap_mode=swap_mode,
+        appearance_layers=appearance_layers if appearance_layers is not None else (recipe.appearance_layers if recipe else 2),
+        truncation=truncation if truncation is not None else (recipe.truncation if recipe else 0.7),
+        seed=seed,
+    )
 
 
 def output_path(out: Path, stem: str, source: str, target: str, suffix: str = "") -> Path:
@@ -185,15 +231,8 @@ class TranslationJob:
     batch_size: int = 16
 
     def options_for(self, target: str) -> TranslationOptions:
-        recipe = recipe_defaults(target)
-        swap, appearance, truncation = self.swap, self.appearance_layers, self.truncation
-        return TranslationOptions(
-            swap=swap if swap is not None else (recipe.swap_layers if recipe else 0),
-            swap_mode=self.swap_mode,
-            appearance_layers=appearance if appearance is not None else (recipe.appearance_layers if recipe else 2),
-            truncation=truncation if truncation is not None else (recipe.truncation if recipe else 0.7),
-            seed=self.seed,
-        )
+        return translation_options(target, swap=self.swap, swap_mode=self.swap_mode, appearance_layers=self.appearance_layers,
+                                   truncation=self.truncation, seed=self.seed)  # fmt: skip
 
 
 @dataclass
@@ -255,7 +294,8 @@ def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | Non
     if prepared.reference_image is not None:
         target = prepared.targets[job.targets[0]]
         reference = invert(target, prepared.reference_image, job.inversion, seed=job.seed).latents
-    rows = {name: render_rows(renderer, content, job.styles, reference) for name, renderer in prepared.renderers.items()}
+    rows = {name: render_rows(renderer, content.latents, content.noise, job.styles, reference)
+            for name, renderer in prepared.renderers.items()}  # fmt: skip
     return write_outputs(job, prepared.plan, content, rows)
 
 
@@ -293,13 +333,13 @@ def read_inputs(prepared: PreparedTranslation, on_invert: StepCallback | None) -
     return Inputs(prepared.stems, result.latents, result.noise_spec(), prepared.images)
 
 
-def render_rows(renderer: Renderer, content: Inputs, styles: int, reference: torch.Tensor | None) -> torch.Tensor:
+def render_rows(renderer: Renderer, latents: torch.Tensor, noise, styles: int, reference: torch.Tensor | None) -> torch.Tensor:
     """(B, columns, 3, H, W): the translation, then each style, then the reference-guided output."""
-    columns = [translate(renderer, content.latents, content.noise)[:, None]]
+    columns = [translate(renderer, latents, noise)[:, None]]
     if styles:
-        columns.append(translate_multimodal(renderer, content.latents, content.noise, styles))
+        columns.append(translate_multimodal(renderer, latents, noise, styles))
     if reference is not None:
-        columns.append(translate_with_reference(renderer, content.latents, content.noise, reference)[:, None])
+        columns.append(translate_with_reference(renderer, latents, noise, reference)[:, None])
     return torch.cat(columns, dim=1).cpu()
 
 
