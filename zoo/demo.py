@@ -30,7 +30,7 @@ from .inversion import InversionSettings, StepCallback, invert, invert_in_batche
 from .metrics import backbone_file
 from .plugins import registered_domains
 from .registry import Registry, load
-from .translation import Renderer, TranslationJob, translate, translate_multimodal, translate_with_reference
+from .translation import Renderer, translate, translate_multimodal, translate_with_reference, translation_options
 
 
 @dataclass
@@ -120,7 +120,7 @@ def run_demo(
     page = Page(out, players, settings)
     page.add_inputs(images, result.reconstructions.cpu())
     for name in players.targets:
-        renderer = Renderer(models[players.base].generator, models[name].generator, options_for(players.base, name, settings))
+        renderer = Renderer(models[players.base].generator, models[name].generator, translation_options(name, seed=settings.seed))
         page.add_translations(name, translate(renderer, result.latents, result.noise_spec()).cpu(), size)
         first = result.latents[:1]
         page.add_styles(name, translate_multimodal(renderer, first, "const", settings.styles)[0].cpu())
@@ -136,10 +136,6 @@ def run_demo(
             f"Distances: {distances.label}, {distances.samples} shared z samples per model. "
             f"Made in {time.perf_counter() - started:.0f} s.")  # fmt: skip
     return page.write(distances, note)
-
-
-def options_for(source: str, target: str, settings: DemoSettings):
-    return TranslationJob(source=source, targets=[target], out=Path("."), seed=settings.seed).options_for(target)
 
 
 def reference_for(players: Cast, target: str, size: int) -> torch.Tensor | None:
