@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import os
 import shlex
@@ -359,22 +361,34 @@ def parse_resolutions(text: str) -> list[int]:
         raise ZooError(f"--resolutions {text!r}: give comma-separated resolutions, e.g. 4,8,16") from None
 
 
-INVERSION_OPTIONS = dict(
-    method=typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search) or projection (StyleGAN2's)."),
-    steps=typer.Option(500, "--steps", min=1, help="Optimisation steps per image."),
-    lr=typer.Option(0.1, "--inversion-lr", help="Adam learning rate (warm-up 5%, cosine ramp-down over the last 25%)."),
-    directions=typer.Option(0, "--directions", "-k", min=0, help="Bounded: search the top K SeFa directions (0 = all)."),
-    w_plus=typer.Option(False, "--w-plus", help="One latent per layer (W+) instead of one w."),
-    optimize_noise=typer.Option(None, "--optimize-noise/--no-optimize-noise", help="Optimise noise maps (default: projection only)."),
-    perceptual=typer.Option("auto", "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none."),
-    pixel_loss=typer.Option("l1", "--pixel-loss", help="l1 or l2."),
-    batch=typer.Option(16, "--batch", min=1, help="Images inverted together."),
-)
+INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings' fields
+    "method": (str, typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search) or projection (StyleGAN2's).")),
+    "steps": (int, typer.Option(500, "--steps", min=1, help="Optimisation steps per image.")),
+    "lr": (float, typer.Option(0.1, "--inversion-lr", help="Adam learning rate (warm-up 5%, cosine ramp-down over the last 25%).")),
+    "directions": (int, typer.Option(0, "--directions", "-k", min=0, help="Bounded: search the top K SeFa directions (0 = all).")),
+    "w_plus": (bool, typer.Option(False, "--w-plus", help="One latent per layer (W+) instead of one w.")),
+    "optimize_noise": (Optional[bool], typer.Option(None, "--optimize-noise/--no-optimize-noise",
+                                                    help="Optimise noise maps (default: projection only).")),
+    "perceptual": (str, typer.Option("auto", "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none.")),
+    "pixel_loss": (str, typer.Option("l1", "--pixel-loss", help="l1 or l2.")),
+}
+BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together.")
 
 
-def inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss) -> InversionSettings:
-    return InversionSettings(method=method, steps=steps, lr=lr, directions=directions, w_plus=w_plus,
-                             optimize_noise=optimize_noise, perceptual=perceptual, pixel_loss=pixel_loss)  # fmt: skip
+def with_inversion_options(command):
+    """Give a command the inversion options; it receives them as one InversionSettings, its `settings` parameter."""
+    signature = inspect.signature(command)
+    own = [parameter for name, parameter in signature.parameters.items() if name != "settings"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+             for name, (annotation, option) in INVERSION_OPTIONS.items()]  # fmt: skip
+
+    @functools.wraps(command)
+    def run(**values):
+        settings = InversionSettings(**{name: values.pop(name) for name in INVERSION_OPTIONS})
+        return command(settings=settings, **values)
+
+    run.__signature__ = signature.replace(parameters=own + added)
+    return run
 
 
 def announce_loss(settings: InversionSettings) -> None:
@@ -385,6 +399,7 @@ def announce_loss(settings: InversionSettings) -> None:
 
 
 @app.command("translate")
+@with_inversion_options
 def translate_command(
     inputs: Optional[list[Path]] = typer.Argument(None, help="Images or folders of images in the --from domain."),
     source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
@@ -401,15 +416,8 @@ def translate_command(
     latent: Optional[list[Path]] = typer.Option(None, "--latent", help="Latent files from `zoo invert` instead of images."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    method: str = INVERSION_OPTIONS["method"],
-    steps: int = INVERSION_OPTIONS["steps"],
-    lr: float = INVERSION_OPTIONS["lr"],
-    directions: int = INVERSION_OPTIONS["directions"],
-    w_plus: bool = INVERSION_OPTIONS["w_plus"],
-    optimize_noise: Optional[bool] = INVERSION_OPTIONS["optimize_noise"],
-    perceptual: str = INVERSION_OPTIONS["perceptual"],
-    pixel_loss: str = INVERSION_OPTIONS["pixel_loss"],
-    batch: int = INVERSION_OPTIONS["batch"],
+    batch: int = BATCH_OPTION,
+    settings: InversionSettings = None,
 ):
     """Translate images from one domain into another: invert in --from, generate with --to (the paper's Eq. 4)."""
     if bool(inputs) == bool(latent):
@@ -417,7 +425,6 @@ def translate_command(
     targets = family_members(source) if target == "all" else [target]
     if not targets:
         raise ZooError(f"{source} has no other installed domain in its family; see `zoo list --installed`")
-    settings = inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss)
     job = TranslationJob(
         source=source, targets=targets, out=out, inputs=expand_inputs(inputs) if inputs else None, latent_files=latent,
         swap=swap, swap_mode=swap_mode, styles=styles, reference=reference, appearance_layers=appearance_layers,
@@ -433,6 +440,7 @@ def translate_command(
 
 
 @app.command("invert")
+@with_inversion_options
 def invert_command(
     domain: str = typer.Argument(..., help="The images' domain (an installed model)."),
     inputs: list[Path] = typer.Argument(..., help="Images or folders of images."),
@@ -440,18 +448,10 @@ def invert_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the inversion's random draws."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    method: str = INVERSION_OPTIONS["method"],
-    steps: int = INVERSION_OPTIONS["steps"],
-    lr: float = INVERSION_OPTIONS["lr"],
-    directions: int = INVERSION_OPTIONS["directions"],
-    w_plus: bool = INVERSION_OPTIONS["w_plus"],
-    optimize_noise: Optional[bool] = INVERSION_OPTIONS["optimize_noise"],
-    perceptual: str = INVERSION_OPTIONS["perceptual"],
-    pixel_loss: str = INVERSION_OPTIONS["pixel_loss"],
-    batch: int = INVERSION_OPTIONS["batch"],
+    batch: int = BATCH_OPTION,
+    settings: InversionSettings = None,
 ):
     """Invert images into a model's latent space: writes STEM-DOMAIN.latent.safetensors and STEM-DOMAIN-reconstruction.png."""
-    settings = inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss)
     files = expand_inputs(inputs)
     latent_paths = [out / f"{path.stem}-{domain}.latent.safetensors" for path in files]
     image_paths = [out / f"{path.stem}-{domain}-reconstruction.png" for path in files]
@@ -564,6 +564,7 @@ def distance_note(result: DistanceMatrix) -> str:
 
 
 @app.command("eval")
+@with_inversion_options
 def eval_command(
     source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
     target: str = typer.Option(..., "--to", help="The domain to translate into (an installed model of the same family)."),
@@ -583,20 +584,12 @@ def eval_command(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and each input's) as JSON."),
     force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    method: str = INVERSION_OPTIONS["method"],
-    steps: int = INVERSION_OPTIONS["steps"],
-    lr: float = INVERSION_OPTIONS["lr"],
-    directions: int = INVERSION_OPTIONS["directions"],
-    w_plus: bool = INVERSION_OPTIONS["w_plus"],
-    optimize_noise: Optional[bool] = INVERSION_OPTIONS["optimize_noise"],
-    perceptual: str = INVERSION_OPTIONS["perceptual"],
-    pixel_loss: str = INVERSION_OPTIONS["pixel_loss"],
-    batch: int = INVERSION_OPTIONS["batch"],
+    batch: int = BATCH_OPTION,
+    settings: InversionSettings = None,
 ):
     """Translate inputs and measure the outputs as the paper's Tables II and III do, plus paired ground truth."""
     if json_path:
         check_free([json_path], force)
-    settings = inversion_settings(method, steps, lr, directions, w_plus, optimize_noise, perceptual, pixel_loss)
     job = EvaluationJob(
         source=source, target=target, inputs=inputs, metric=metric, swap=swap, swap_mode=swap_mode, styles=styles,
         appearance_layers=appearance_layers, truncation=truncation, inversion=settings, seed=seed, batch=batch,
