@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .data import images_to_float, list_image_files, model_input_pixels
 from .errors import ZooError
@@ -34,6 +34,31 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> tor
         top = padding + (index // nrow) * (height + padding)
         left = padding + (index % nrow) * (width + padding)
         canvas[:, top : top + height, left : left + width] = image
+    return canvas
+
+
+def labelled_grid(
+    rows: list[list[torch.Tensor | None]], row_labels: list[str], column_labels: list[str], scale: int = 2, padding: int = 4
+) -> Image.Image:
+    """A figure: rows of (3, H, W) images (None leaves a cell empty), each cell `scale`x enlarged, with row labels on
+    the left and column labels on top, on white."""
+    font = ImageFont.load_default(size=12)
+    height, width = next(image for row in rows for image in row if image is not None).shape[1:]
+    cell_w, cell_h = width * scale + padding, height * scale + padding
+    left = round(max((font.getlength(label) for label in row_labels), default=0)) + 2 * padding
+    top = 3 * padding + 12 * max((label.count("\n") + 1 for label in column_labels), default=0)
+    canvas = Image.new("RGB", (left + cell_w * max(len(row) for row in rows), top + cell_h * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for column, label in enumerate(column_labels):
+        draw.multiline_text((left + column * cell_w + cell_w // 2, top - padding), label, fill="black", font=font, anchor="md",
+                            align="center")  # fmt: skip
+    for index, (row, label) in enumerate(zip(rows, row_labels)):
+        y = top + index * cell_h
+        draw.text((padding, y + cell_h // 2), label, fill="black", font=font, anchor="lm")
+        for column, image in enumerate(row):
+            if image is not None:
+                enlarged = to_pil(image).resize((width * scale, height * scale), Image.Resampling.NEAREST)
+                canvas.paste(enlarged, (left + column * cell_w, y))
     return canvas
 
 

@@ -1,0 +1,139 @@
+"""The paper's figures, made on the embedded emoji family from held-out test emoji (docs/results.md).
+
+    python scripts/emoji_figures.py [--out results] [--steps 500] [--ablation twemoji,fluent-3d]
+
+- fig1-multi-domain.png (the paper's Fig. 1): held-out noto emoji, their reconstruction by emoji-noto, and their
+  translations into every other style, each above the true counterpart (the same emoji as that style draws it);
+- fig4-multi-modal.png (Fig. 4): one input in every style with five random appearance codes on the last layers;
+- fig5-reference.png (Fig. 5): inputs with the appearance of held-out images of one style;
+- fig7-ablation-STYLE.png (Fig. 7): the same z through the base, FC-FT-LS (l=1), FC-FT, FT-LS (l=1) and FT, for
+  each style whose FT model is installed (scripts/build-emoji-zoo.sh --ablation);
+- fig8-layer-swap.png (Fig. 8): held-out inputs translated with the swap levels l = 0..3, by weight swap (the
+  paper's) and by feature swap (the authors' code): the picture docs/transformation.md refers to.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from zoo import load
+from zoo.evaluation import held_out_inputs
+from zoo.images import labelled_grid, load_images
+from zoo.inversion import InversionSettings, invert, invert_in_batches
+from zoo.registry import Registry
+from zoo.sampling import sample_latents
+from zoo.swap import level_resolutions, weight_swap
+from zoo.translation import (
+    Renderer,
+    TranslationOptions,
+    translate,
+    translate_multimodal,
+    translate_with_reference,
+    translation_options,
+)
+
+BASE = "emoji-noto"
+STYLES = ["emoji-twemoji", "emoji-openmoji", "emoji-fluent-flat", "emoji-fluent-color", "emoji-fluent-3d"]
+DATA = Path(__file__).resolve().parent.parent / "plugins" / "zoo_plugins" / "emoji" / "data"
+
+
+def short(name: str) -> str:
+    return name.removeprefix("emoji-")
+
+
+def truth(style: str, image: Path) -> torch.Tensor:
+    return load_images([DATA / short(style) / image.name], 64)[0]
+
+
+def multi_domain(models, inputs, images, inverted) -> object:
+    rows, labels = [], []
+    for index, path in enumerate(inputs):
+        renders = [translate(Renderer(models[BASE].generator, models[s].generator, translation_options(s)), inverted.latents[index : index + 1],
+                             "const")[0] for s in STYLES]  # fmt: skip
+        rows.append([images[index], inverted.reconstructions[index], *renders])
+        rows.append([None, None, *(truth(style, path) for style in STYLES)])
+        labels += [path.stem, "true answer"]
+    return labelled_grid(rows, labels, ["input", "noto\nreconstruction", *map(short, STYLES)])
+
+
+def multi_modal(models, inverted) -> object:
+    rows = []
+    for style in STYLES:
+        renderer = Renderer(models[BASE].generator, models[style].generator, translation_options(style))
+        rows.append(list(translate_multimodal(renderer, inverted.latents[:1], "const", 5)[0]))
+    return labelled_grid(rows, list(map(short, STYLES)), [f"appearance {i + 1}" for i in range(5)])
+
+
+def reference_guided(models, inputs, images, inverted, settings, style="emoji-fluent-3d") -> object:
+    references = inputs[3:6]
+    reference_images = torch.stack([truth(style, path) for path in references])
+    reference_latents = invert(models[style], reference_images, settings).latents
+    renderer = Renderer(models[BASE].generator, models[style].generator, translation_options(style))
+    rows = [[None, *reference_images]]
+    for index in range(3):
+        content = inverted.latents[index : index + 1]
+        rows.append([images[index], *(translate_with_reference(renderer, content, "const", latent[None])[0] for latent in reference_latents)])
+    return labelled_grid(rows, [f"{short(style)} references", *(path.stem for path in inputs[:3])],
+                         ["input", *(f"ref {path.stem}" for path in references)])  # fmt: skip
+
+
+@torch.no_grad()
+def ablation(models, style: str, ft_name: str) -> object:
+    base, fc_ft, ft = models[BASE].generator, models[style].generator, load(ft_name).generator
+    variants = {
+        "base": base,
+        "FC-FT-LS l=1": weight_swap(base, fc_ft, level_resolutions(1)),
+        "FC-FT": fc_ft,
+        "FT-LS l=1": weight_swap(base, ft, level_resolutions(1)),
+        "FT": ft,
+    }
+    z = sample_latents(base, 6, seed=1)
+    columns = [variant(z, truncation=0.7)[0] for variant in variants.values()]
+    rows = [[images[index] for images in columns] for index in range(len(z))]
+    return labelled_grid(rows, [f"z {index}" for index in range(len(z))], list(variants))
+
+
+def layer_swap(models, inputs, images, inverted, style="emoji-twemoji") -> object:
+    settings = [("weights", level) for level in range(4)] + [("features", level) for level in range(1, 4)]
+    columns = []
+    for mode, level in settings:
+        renderer = Renderer(models[BASE].generator, models[style].generator, TranslationOptions(swap=level, swap_mode=mode))
+        columns.append(translate(renderer, inverted.latents, "const"))
+    rows = [[images[index], *(column[index] for column in columns), truth(style, path)] for index, path in enumerate(inputs)]
+    labels = [f"{mode}\nl={level}" if level else "no swap\nl=0" for mode, level in settings]
+    return labelled_grid(rows, [path.stem for path in inputs], ["input", *labels, f"true\n{short(style)}"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--ablation", default="twemoji,fluent-3d", help="Styles whose FT model (emoji-STYLE-ft) to show.")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    test = held_out_inputs(BASE, STYLES[0])
+    inputs = test[:: len(test) // 6][:6]  # six held-out emoji spread over the test set
+    models = {name: load(name) for name in [BASE, *STYLES]}
+    images = load_images(inputs, 64)
+    settings = InversionSettings(steps=args.steps)
+    inverted = invert_in_batches(models[BASE], images, settings)
+    figures = {
+        "fig1-multi-domain": multi_domain(models, inputs, images, inverted),
+        "fig4-multi-modal": multi_modal(models, inverted),
+        "fig5-reference": reference_guided(models, inputs, images, inverted, settings),
+        "fig8-layer-swap": layer_swap(models, inputs, images, inverted),
+    }
+    installed = Registry().domains()
+    for style in args.ablation.split(","):
+        if f"emoji-{style}-ft" in installed:
+            figures[f"fig7-ablation-{style}"] = ablation(models, f"emoji-{style}", f"emoji-{style}-ft")
+    for name, figure in figures.items():
+        figure.save(args.out / f"{name}.png")
+        print(f"wrote {args.out / name}.png")
+
+
+if __name__ == "__main__":
+    main()
