@@ -27,9 +27,10 @@ from zoo.evaluation import (
     plan_fid,
     prepare_evaluation,
     random_pairs,
+    run_evaluations,
     score,
 )
-from zoo.inversion import InversionResult, InversionSettings
+from zoo.inversion import InversionResult, InversionSettings, invert_in_batches
 from zoo.metrics import get_metric
 from zoo.translation import TranslatedImages, translate_images
 
@@ -109,7 +110,8 @@ def test_evaluation_numbers_are_the_translations_distances(family, tmp_path, inc
     result = evaluate("tiny", "tiny-b", folder, **options)
 
     prepared = prepare_evaluation(EvaluationJob("tiny", "tiny-b", folder, **options))
-    again = translate_images(prepared.source, prepared.renderer, prepared.images, styles=3, inversion=options["inversion"])
+    inverted = invert_in_batches(prepared.source, prepared.images, options["inversion"])
+    again = translate_images(prepared.renderer, inverted, styles=3)
     outputs, images = again.outputs, prepared.images  # the bounded inversion is deterministic
     assert result.similarity == pytest.approx(float((outputs - images).abs().mean()), rel=1e-5)
     assert result.similarity > 0.01
@@ -126,6 +128,23 @@ def test_evaluation_numbers_are_the_translations_distances(family, tmp_path, inc
     assert result.translation["swap"] == 1 and result.translation["styles"] == 3 and result.inversion["steps"] == 3
     saved = json.loads(json.dumps(result.to_dict()))
     assert saved["labels"]["distances"].startswith("L1") and len(saved["per_input"]) == 4
+
+
+def test_several_targets_and_swap_levels_share_one_inversion(family, tmp_path, no_fid_weights):
+    folder = save_samples(family, tmp_path / "faces", 3)
+    jobs = [EvaluationJob("tiny", target, folder, **dict(FAST, swap=level)) for target, level in
+            (("tiny-b", 0), ("tiny-b", 1), ("tiny-c", 0))]  # fmt: skip
+    steps = []
+    together = run_evaluations([prepare_evaluation(job) for job in jobs], on_invert=lambda done, total: steps.append(total))
+    assert len(steps) == FAST["inversion"].steps  # one inversion, not three
+    alone = [evaluate(job.source, job.target, folder, **dict(FAST, swap=job.swap)) for job in jobs]
+    for shared, single in zip(together, alone):
+        assert (shared.target, shared.translation["swap"]) == (single.target, single.translation["swap"])
+        assert shared.similarity == pytest.approx(single.similarity, rel=1e-6)
+    assert together[0].similarity != pytest.approx(together[1].similarity)
+    mixed = [jobs[0], EvaluationJob("tiny", "tiny-c", folder, **dict(FAST, seed=9))]
+    with pytest.raises(ValueError, match="share an inversion"):
+        run_evaluations([prepare_evaluation(job) for job in mixed])
 
 
 def test_frechet_distance_with_random_inception_weights(inception_weights, tmp_path):
@@ -217,3 +236,4 @@ def test_eval_command(family, tmp_path, no_fid_weights):
     assert_user_error(zoo(*args, check=False), "report.json: already exists", "--force")
     assert_user_error(zoo(*args, "--force", "--fid", check=False), FID_WEIGHTS_FILE, FID_WEIGHTS_URL)
     assert_user_error(zoo("eval", "--from", "tiny", "--to", "tiny-b", "--inputs", "test-split", check=False), "test-split needs --from")
+    assert_user_error(zoo(*args, "--force", "--swap", "1,x", check=False), "--swap '1,x'")

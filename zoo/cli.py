@@ -34,7 +34,7 @@ from .distance import (
 )
 from .domains import describe, domain_status, get_domain
 from .errors import ZooError
-from .evaluation import EvaluationJob, prepare_evaluation, run_evaluation, save_evaluation, summary_rows
+from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
 from .images import expand_inputs, grid, load_images, save_image
 from .importers import import_checkpoint
@@ -567,11 +567,11 @@ def distance_note(result: DistanceMatrix) -> str:
 @with_inversion_options
 def eval_command(
     source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
-    target: str = typer.Option(..., "--to", help="The domain to translate into (an installed model of the same family)."),
+    target: str = typer.Option(..., "--to", help="Domain(s) to translate into, comma-separated: one inversion serves them all."),
     inputs: str = typer.Option(..., "--inputs", help="A folder (or image) of --from inputs, or 'test-split': --from's bundled "
                                "images that --to's training split leaves out (the emoji family's held-out emoji)."),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
-    swap: Optional[int] = typer.Option(None, "--swap", min=0, help="Layer swap l (0 = none; default: the target's recipe)."),
+    swap: Optional[str] = typer.Option(None, "--swap", help="Layer swap level(s) l, comma-separated (0 = none; default: the recipe's)."),
     swap_mode: str = typer.Option("weights", "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
     styles: int = typer.Option(2, "--styles", min=0, help="Outputs per input with random appearance codes, for their diversity."),
     appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
@@ -590,30 +590,43 @@ def eval_command(
     """Translate inputs and measure the outputs as the paper's Tables II and III do, plus paired ground truth."""
     if json_path:
         check_free([json_path], force)
-    job = EvaluationJob(
-        source=source, target=target, inputs=inputs, metric=metric, swap=swap, swap_mode=swap_mode, styles=styles,
-        appearance_layers=appearance_layers, truncation=truncation, inversion=settings, seed=seed, batch=batch,
-        fid="auto" if fid is None else fid, reference_data=reference_data, pairs=pairs, limit=limit,
-    )  # fmt: skip
-    prepared = prepare_evaluation(job, device=pick_device(device))
+    swaps = [None] if swap is None else parse_levels(swap)
+    jobs = [
+        EvaluationJob(
+            source=source, target=name, inputs=inputs, metric=metric, swap=level, swap_mode=swap_mode, styles=styles,
+            appearance_layers=appearance_layers, truncation=truncation, inversion=settings, seed=seed, batch=batch,
+            fid="auto" if fid is None else fid, reference_data=reference_data, pairs=pairs, limit=limit,
+        )
+        for name in target.split(",") for level in swaps
+    ]  # fmt: skip
+    prepared = [prepare_evaluation(job, device=pick_device(device)) for job in jobs]
     announce_loss(settings)
-    if prepared.fid:
-        error_console.print(f"FID: after the inversion, the outputs and {len(prepared.fid.reference)} images of {prepared.fid.folder} "
-                            "go through Inception-v3 (minutes on a CPU)", soft_wrap=True)  # fmt: skip
+    for item in prepared:
+        if item.fid:
+            error_console.print(f"FID: after the inversion, the outputs and {len(item.fid.reference)} images of {item.fid.folder} "
+                                "go through Inception-v3 (minutes on a CPU)", soft_wrap=True)  # fmt: skip
     with progress_bar() as progress:
-        task = progress.add_task(f"inverting {len(prepared.files)} image(s) in {source}", total=None)
-        result = run_evaluation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
-    table = Table(title=f"{source} -> {target}: {len(result.inputs)} inputs, swap l={result.translation['swap']}")
-    for column, justify in (("measure", "left"), ("value", "right"), ("metric", "left")):
-        table.add_column(column, justify=justify)
-    for row in summary_rows(result):
-        table.add_row(*row)
-    console.print(table)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, soft_wrap=True)
+        task = progress.add_task(f"inverting {len(prepared[0].files)} image(s) in {source}", total=None)
+        results = run_evaluations(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
+    for result in results:
+        table = Table(title=f"{source} -> {result.target}: {len(result.inputs)} inputs, swap l={result.translation['swap']}")
+        for column, justify in (("measure", "left"), ("value", "right"), ("metric", "left")):
+            table.add_column(column, justify=justify)
+        for row in summary_rows(result):
+            table.add_row(*row)
+        console.print(table)
+        for note in result.notes:
+            console.print(f"note: {note}", markup=False, soft_wrap=True)
     if json_path:
-        save_evaluation(result, json_path, force=force)
+        save_evaluation(results[0] if len(results) == 1 else results, json_path, force=force)
         console.print(f"wrote {json_path}")
+
+
+def parse_levels(text: str) -> list[int]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items):
+        raise ZooError(f"--swap {text!r}: give levels 0 (none), 1, 2, ... separated by commas")
+    return [int(item) for item in items]
 
 
 def main() -> None:

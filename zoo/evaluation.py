@@ -31,7 +31,7 @@ from .distance import DEFAULT_METRIC, pairwise_sums
 from .errors import ZooError
 from .files import atomic_write_bytes, sha256_file
 from .images import expand_inputs, load_images, to_uint8
-from .inversion import InversionSettings, StepCallback, reconstruction_scores
+from .inversion import InversionSettings, StepCallback, invert_in_batches, reconstruction_scores
 from .metrics import Metric, get_metric, join_features, map_features
 from .plugins import registered_domains
 from .registry import load
@@ -284,12 +284,21 @@ def plan_pairs(target: str, pairs: str | Path | None, inputs: list[Path]) -> tup
 
 def run_evaluation(prepared: PreparedEvaluation, on_invert: StepCallback | None = None) -> Evaluation:
     """Translate the inputs (inverting them with the source; `on_invert(done, total)` per step), then score the outputs."""
-    job = prepared.job
-    translated = translate_images(
-        prepared.source, prepared.renderer, prepared.images, styles=job.styles if job.styles >= 2 else 0,
-        inversion=job.inversion, batch_size=job.batch, seed=job.seed, on_invert=on_invert,
-    )  # fmt: skip
-    return score(prepared, translated)
+    return run_evaluations([prepared], on_invert)[0]
+
+
+def run_evaluations(prepared: Sequence[PreparedEvaluation], on_invert: StepCallback | None = None) -> list[Evaluation]:
+    """Several evaluations of the same inputs of the same source (one per target, or per swap level) on ONE inversion."""
+    first = prepared[0].job
+    for other in prepared[1:]:
+        job = other.job
+        if (job.source, job.inputs, job.inversion, job.seed, job.batch, job.limit) != (first.source, first.inputs, first.inversion,
+                                                                                         first.seed, first.batch, first.limit):
+            raise ValueError("evaluations that share an inversion need the same source, inputs, inversion settings and seed")
+    inverted = invert_in_batches(prepared[0].source, prepared[0].images, first.inversion, batch_size=first.batch, seed=first.seed,
+                                 on_step=on_invert)  # fmt: skip
+    return [score(item, translate_images(item.renderer, inverted, styles=item.job.styles if item.job.styles >= 2 else 0))
+            for item in prepared]  # fmt: skip
 
 
 def score(prepared: PreparedEvaluation, translated: TranslatedImages) -> Evaluation:
@@ -463,10 +472,11 @@ def summary_rows(result: Evaluation) -> list[tuple[str, str, str]]:
     return rows
 
 
-def save_evaluation(result: Evaluation, path: str | Path, *, force: bool = False) -> Path:
-    """The result as JSON, written atomically; never over an existing file unless `force`."""
+def save_evaluation(result: Evaluation | Sequence[Evaluation], path: str | Path, *, force: bool = False) -> Path:
+    """The result (or a list of results) as JSON, written atomically; never over an existing file unless `force`."""
     path = Path(path)
     if path.exists() and not force:
         raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --json")
-    atomic_write_bytes(path, (json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
+    payload = result.to_dict() if isinstance(result, Evaluation) else [item.to_dict() for item in result]
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     return path

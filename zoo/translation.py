@@ -133,21 +133,10 @@ class TranslatedImages:
     inversion: InversionResult
 
 
-def translate_images(
-    source: ZooModel,
-    renderer: Renderer,
-    images: torch.Tensor,
-    *,
-    styles: int = 0,
-    inversion: InversionSettings | None = None,
-    batch_size: int = 16,
-    seed: int = 0,
-    on_invert: StepCallback | None = None,
-) -> TranslatedImages:
-    """Invert (B, 3, H, W) images in [-1, 1] with `source`, render them with `renderer` (and `styles` multi-modal outputs)."""
-    result = invert_in_batches(source, images, inversion, batch_size=batch_size, seed=seed, on_step=on_invert)
-    rows = render_rows(renderer, result.latents, result.noise_spec(), styles, None).clamp(-1, 1)
-    return TranslatedImages(outputs=rows[:, 0], styles=rows[:, 1:] if styles else None, inversion=result)
+def translate_images(renderer: Renderer, inverted: InversionResult, *, styles: int = 0) -> TranslatedImages:
+    """Render inverted images (`invert_in_batches` with the source) with `renderer`, and `styles` multi-modal outputs."""
+    rows = render_rows(renderer, inverted.latents, inverted.noise_spec(), styles, None).clamp(-1, 1)
+    return TranslatedImages(outputs=rows[:, 0], styles=rows[:, 1:] if styles else None, inversion=inverted)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
