@@ -25,6 +25,7 @@ import torch
 from .distance import DistanceMatrix, distance_matrix, load_named, save_distance_matrix
 from .domains import DomainSpec
 from .errors import ZooError
+from .evaluation import held_out_inputs
 from .images import load_images, save_image
 from .inversion import InversionSettings, StepCallback, invert, invert_in_batches, resolve_perceptual
 from .metrics import backbone_file
@@ -70,15 +71,11 @@ def cast(settings: DemoSettings) -> Cast:
 
 
 def held_out(base: DomainSpec, targets: list[DomainSpec], count: int) -> list[Path]:
-    """`count` images of the base's bundled data, evenly spread over those no target's training filter accepts."""
-    filters = [spec.data.include for spec in targets if spec.data.include is not None]
-    if base.data.bundled is None or not filters:
-        raise ZooError(f"domain {base.name} ships no images with a held-out split; the demo needs one")
-    candidates = sorted(path for path in base.data.bundled.glob("*.png") if not any(accepts(path) for accepts in filters))
+    """`count` images of the base's bundled data, evenly spread over those that no target domain trains on."""
+    candidates = sorted(set.intersection(*(set(held_out_inputs(base.name, target.name)) for target in targets)))
     if not candidates:
         raise ZooError(f"{base.data.bundled}: no held-out image (every one is in some target's training split)")
-    step = max(1, len(candidates) // count)
-    return candidates[::step][:count]
+    return candidates[:: max(1, len(candidates) // count)][:count]
 
 
 def counterpart(spec: DomainSpec, image: Path) -> Path | None:
