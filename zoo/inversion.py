@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -267,6 +268,7 @@ class InversionResult:
     loss_label: str
     v: torch.Tensor | None = None  # bounded method: the SeFa coordinates (B, rows, K)
     bounds: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    seconds: float = 0.0  # wall time of the optimisation (SeFa space and loss set-up included)
 
     def noise_spec(self):
         return "const" if self.noise is None else self.noise
@@ -282,6 +284,7 @@ def invert(
 ) -> InversionResult:
     """Invert (B, 3, H, W) images in [-1, 1] into `model`'s W (or W+), one latent per image."""
     settings = settings or InversionSettings()
+    started = time.perf_counter()
     generator = model.generator.eval().requires_grad_(False)
     device = generator.input.input.device
     images = _check_images(images, generator).to(device)
@@ -335,6 +338,7 @@ def invert(
         loss_label=loss_fn.label,
         v=latent.v.detach() if bounded else None,
         bounds=(latent.low, latent.high) if bounded else None,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -450,6 +454,7 @@ def invert_in_batches(
         loss_label=first.loss_label,
         v=None if first.v is None else torch.cat([result.v for result in results]),
         bounds=first.bounds,
+        seconds=sum(result.seconds for result in results),
     )
 
 
