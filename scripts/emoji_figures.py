@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 from pathlib import Path
 
 import torch
@@ -44,6 +46,17 @@ def short(name: str) -> str:
     return name.removeprefix("emoji-")
 
 
+@functools.cache
+def emoji_names() -> dict[str, str]:
+    """File stem -> a readable name: the short name, and the skin tone where there is one."""
+    with open(DATA / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return {row["unified"]: " ".join(filter(None, [row["short_name"], row["skin_tone"]])) for row in csv.DictReader(handle)}
+
+
+def label(path: Path) -> str:
+    return emoji_names().get(path.stem, path.stem)
+
+
 def truth(style: str, image: Path) -> torch.Tensor:
     return load_images([DATA / short(style) / image.name], 64)[0]
 
@@ -55,7 +68,7 @@ def multi_domain(models, inputs, images, inverted) -> object:
                              "const")[0] for s in STYLES]  # fmt: skip
         rows.append([images[index], inverted.reconstructions[index], *renders])
         rows.append([None, None, *(truth(style, path) for style in STYLES)])
-        labels += [path.stem, "true answer"]
+        labels += [label(path), "true answer"]
     return labelled_grid(rows, labels, ["input", "noto\nreconstruction", *map(short, STYLES)])
 
 
@@ -76,8 +89,8 @@ def reference_guided(models, inputs, images, inverted, settings, style="emoji-fl
     for index in range(3):
         content = inverted.latents[index : index + 1]
         rows.append([images[index], *(translate_with_reference(renderer, content, "const", latent[None])[0] for latent in reference_latents)])
-    return labelled_grid(rows, [f"{short(style)} references", *(path.stem for path in inputs[:3])],
-                         ["input", *(f"ref {path.stem}" for path in references)])  # fmt: skip
+    return labelled_grid(rows, [f"{short(style)} references", *map(label, inputs[:3])],
+                         ["input", *(f"ref: {label(path)}" for path in references)])  # fmt: skip
 
 
 @torch.no_grad()
@@ -104,7 +117,7 @@ def layer_swap(models, inputs, images, inverted, style="emoji-twemoji") -> objec
         columns.append(translate(renderer, inverted.latents, "const"))
     rows = [[images[index], *(column[index] for column in columns), truth(style, path)] for index, path in enumerate(inputs)]
     labels = [f"{mode}\nl={level}" if level else "no swap\nl=0" for mode, level in settings]
-    return labelled_grid(rows, [path.stem for path in inputs], ["input", *labels, f"true\n{short(style)}"])
+    return labelled_grid(rows, [label(path) for path in inputs], ["input", *labels, f"true\n{short(style)}"])
 
 
 def main() -> None:
