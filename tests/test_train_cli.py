@@ -53,6 +53,7 @@ def test_recipes_fill_in_declared_domains(images):
     assert (plan.model_config.size, plan.model_config.style_dim, plan.model_config.channels[64]) == (64, 128, 32)
     assert plan.data.name == "noto" and plan.config.iters == 5 and plan.config.freeze_fc is False
     assert plan.family == "emoji" and plan_train_base("my-own", data=images, size=16).family is None
+    assert plan.data_license.startswith("Apache-2.0; attribution in ") and plan_train_base("emoji-noto", data=images).data_license is None
     with pytest.raises(ZooError, match="use `zoo add-domain anime`"):
         plan_train_base("anime")
     with pytest.raises(ZooError, match="--size is needed"):

@@ -242,7 +242,7 @@ def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int, kee
             plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, include=plan.include, force=force,
             family=plan.family,
             resume=resume, device=None if device == "auto" else device, progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]),
-            keep_discriminator=keep_discriminator,
+            keep_discriminator=keep_discriminator, data_license=plan.data_license,
         )
     if entry is not None:
         console.print(

@@ -31,6 +31,7 @@ class TrainPlan:
     base: ZooModel | None = None
     include: Callable[[Path], bool] | None = None  # the bundled data's training split, when training on it
     family: str | None = None  # None: a fine-tune joins its base's family (FreezeFC), anything else its own
+    data_license: str | None = None  # the licence of the declared domain's bundled data, when training on it
 
 
 def parse_channels(text: str) -> dict[int, int]:
@@ -68,7 +69,7 @@ def plan_train_base(
         raise ZooError(f"model architecture: {error}") from None
     config = _train_config(spec.recipe if spec else None, {**options, "freeze_fc": False})  # nothing to keep yet
     return TrainPlan(name, config, _data_folder(name, spec, data), model_config=model_config, include=_split(spec, data),
-                     family=spec.family if spec else None)  # fmt: skip
+                     family=spec.family if spec else None, data_license=_bundled_license(spec, data))  # fmt: skip
 
 
 def plan_add_domain(
@@ -91,7 +92,8 @@ def plan_add_domain(
     if spec is not None and spec.resolution != base_model.info.config.size:
         warnings.warn(f"{name} is declared at {spec.resolution}px but base {base} is {base_model.info.config.size}px; "
                       "training at the base's resolution", stacklevel=2)
-    return TrainPlan(check_name(install_as or name), config, data_folder, base=base_model, include=_split(spec, data))
+    return TrainPlan(check_name(install_as or name), config, data_folder, base=base_model, include=_split(spec, data),
+                     data_license=_bundled_license(spec, data))  # fmt: skip
 
 
 def _installed_base(base: str) -> str:
@@ -119,6 +121,10 @@ def _train_config(recipe: Recipe | None, options: dict) -> TrainConfig:
 
 def _split(spec: DomainSpec | None, data: str | Path | None) -> Callable[[Path], bool] | None:
     return spec.data.include if spec is not None and data is None else None
+
+
+def _bundled_license(spec: DomainSpec | None, data: str | Path | None) -> str | None:
+    return spec.data.license if spec is not None and data is None else None
 
 
 def _data_folder(name: str, spec: DomainSpec | None, data: str | Path | None) -> Path:

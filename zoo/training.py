@@ -903,6 +903,7 @@ def install_result(
     command: str | None = None,
     registry: Registry | None = None,
     keep_discriminator: bool = True,
+    data_license: str | None = None,
 ) -> dict:
     """Install G_ema (and D, for later fine-tuning, unless keep_discriminator is off) as checkpoints/NAME.safetensors
     with its lineage.
@@ -922,6 +923,7 @@ def install_result(
         "augment": result.augment,
         "wall_time_seconds": round(result.wall_time_seconds, 1),
         "command": command,
+        "data_license": data_license,  # what the training images' licence asks of the model and its images
     }
     lineage = {key: value for key, value in lineage.items() if value is not None}
     return install_model(
@@ -947,6 +949,7 @@ def train_and_install(
     command: str | None = None,
     registry: Registry | None = None,
     keep_discriminator: bool = True,
+    data_license: str | None = None,
 ) -> tuple[TrainResult, dict | None]:
     """`zoo train-base` / `zoo add-domain` in one call: refuse early, train, install (rank 0); (result, entry)."""
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
@@ -958,7 +961,7 @@ def train_and_install(
     if not result.is_main_process:
         return result, None
     entry = install_result(name, result, family=family, force=force, command=command, registry=registry,
-                           keep_discriminator=keep_discriminator)  # fmt: skip
+                           keep_discriminator=keep_discriminator, data_license=data_license)  # fmt: skip
     return result, entry
 
 
