@@ -370,12 +370,21 @@ def random_pairs(count: int, pairs: int, seed: int) -> tuple[torch.Tensor, torch
 
 
 def nearest(metric: Metric, queries, query_count: int, candidates, candidate_count: int) -> torch.Tensor:
-    """(query_count,): for each query, the index of the candidate at the smallest distance (the first one on ties)."""
-    every = torch.arange(candidate_count)
-    return torch.stack([
-        indexed_distances(metric, queries, torch.full_like(every, query), candidates, every).argmin()
-        for query in range(query_count)
-    ])  # fmt: skip
+    """(query_count,): for each query, the index of the candidate at the smallest distance (the first one on ties).
+
+    Candidates are taken CHUNK at a time as slices of their cached features and the query's features are expanded to
+    match (views, not copies), so a query against a thousand candidates moves no image data around."""
+    closest = []
+    with torch.no_grad():
+        for query in range(query_count):
+            distances = []
+            for start in range(0, candidate_count, CHUNK):
+                chunk = map_features(lambda tensor: tensor[start : start + CHUNK], candidates)
+                size = min(CHUNK, candidate_count - start)
+                one = map_features(lambda tensor: tensor[query : query + 1].expand(size, *tensor.shape[1:]), queries)
+                distances.append(metric.distance_between(one, chunk).cpu())
+            closest.append(torch.cat(distances).argmin())
+    return torch.stack(closest)
 
 
 def style_diversity(metric: Metric, styles: torch.Tensor, device: torch.device) -> float:
