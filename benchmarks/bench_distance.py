@@ -2,7 +2,7 @@
 
     python benchmarks/bench_distance.py [--models 6] [--samples 64] [--batch 16] [--repeats 3]
 
-Builds N generators of the emoji family's 64 px architecture with random weights (speed does not depend on the
+Builds N generators of the emoji family's architecture with random weights (speed does not depend on the
 weights) and measures every pair's model distance two ways, alternating between them so that machine load affects
 both alike:
 - zoo: `zoo.distance.distance_matrix`, each batch of z through each model once, metric features once per image,
@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 import torchvision
+from zoo_plugins.emoji import BASE_ARCHITECTURE, RESOLUTION
 
 from zoo.checkpoint import mapping_sha256
 from zoo.distance import NamedGenerator, distance_matrix
@@ -30,7 +31,7 @@ from zoo.metrics import LPIPSDistance, Metric, SSIMDistance
 from zoo.model import Generator, ModelConfig
 from zoo.sampling import sample_latents
 
-EMOJI_64 = ModelConfig(size=64, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32})
+EMOJI = ModelConfig(size=RESOLUTION, **BASE_ARCHITECTURE)  # the embedded emoji family's architecture
 METRICS: dict[str, Callable[[], Metric]] = {
     "ssim": SSIMDistance,
     "lpips-alex architecture, random backbone (timing only)": lambda: LPIPSDistance(
@@ -56,7 +57,7 @@ def naive_distance_matrix(
 
 def build_models(count: int) -> list[NamedGenerator]:
     torch.manual_seed(0)
-    generators = [Generator(EMOJI_64).eval() for _ in range(count)]
+    generators = [Generator(EMOJI).eval() for _ in range(count)]
     return [NamedGenerator(f"model-{index}", generator, f"family-{index}", mapping_sha256(generator.state_dict()))
             for index, generator in enumerate(generators)]  # fmt: skip
 
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     models = build_models(args.models)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.models} models of 64 px "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.models} models of {RESOLUTION} px "
           f"({sum(p.numel() for p in models[0].generator.parameters()) / 1e6:.1f}M parameters each), "
           f"{args.samples} samples, batch {args.batch}, median of {args.repeats}")  # fmt: skip
     print("| metric | zoo s | naive pairwise s | speed-up | max abs diff |")

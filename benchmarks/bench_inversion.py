@@ -1,4 +1,4 @@
-"""Batched inversion against one run per image, at the emoji family's 64 px config, in one run.
+"""Batched inversion against one run per image, at the emoji family's config, in one run.
 
     python benchmarks/bench_inversion.py [--images 16] [--steps 100] [--method bounded]
 
@@ -17,18 +17,19 @@ import time
 from pathlib import Path
 
 import torch
+from zoo_plugins.emoji import BASE_ARCHITECTURE, RESOLUTION
 
 from zoo.checkpoint import load_model, save_model
 from zoo.inversion import InversionSettings, invert, sefa_space
 from zoo.model import Generator, ModelConfig
 
-EMOJI_64 = ModelConfig(size=64, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32})
+EMOJI = ModelConfig(size=RESOLUTION, **BASE_ARCHITECTURE)  # the embedded emoji family's architecture
 
 
 def emoji_sized_model(folder: Path):
     torch.manual_seed(0)
     path = folder / "bench.safetensors"
-    save_model(path, Generator(EMOJI_64).eval(), domain="bench", family="bench", lineage={})
+    save_model(path, Generator(EMOJI).eval(), domain="bench", family="bench", lineage={})
     return load_model(path)
 
 
@@ -49,12 +50,12 @@ def main() -> None:
         model = emoji_sized_model(Path(home))
         sefa_space(model)  # computed once and cached, as in real use; not part of either timing
         with torch.no_grad():
-            z = torch.randn(args.images, EMOJI_64.style_dim, generator=torch.Generator().manual_seed(1))
+            z = torch.randn(args.images, EMOJI.style_dim, generator=torch.Generator().manual_seed(1))
             targets, _ = model.generator([z], truncation=0.7)
         settings = InversionSettings(method=args.method, steps=args.steps, perceptual="ssim")
         batched = timed(lambda: invert(model, targets, settings))
         singles = timed(lambda: [invert(model, targets[i : i + 1], settings) for i in range(args.images)])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; emoji 64 px config, {args.method} inversion, "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; emoji {RESOLUTION} px config, {args.method} inversion, "
           f"{args.steps} steps, L1 + SSIM loss")  # fmt: skip
     print("| images | one batch s | one run per image s | batch / singles |")
     print("|---|---|---|---|")

@@ -20,6 +20,7 @@ import functools
 from pathlib import Path
 
 import torch
+from zoo_plugins.emoji import DATA, RESOLUTION
 
 from zoo import load
 from zoo.evaluation import held_out_inputs
@@ -39,7 +40,6 @@ from zoo.translation import (
 
 BASE = "emoji-noto"
 STYLES = ["emoji-twemoji", "emoji-openmoji", "emoji-fluent-flat", "emoji-fluent-color", "emoji-fluent-3d"]
-DATA = Path(__file__).resolve().parent.parent / "plugins" / "zoo_plugins" / "emoji" / "data"
 
 
 def short(name: str) -> str:
@@ -58,7 +58,7 @@ def label(path: Path) -> str:
 
 
 def truth(style: str, image: Path) -> torch.Tensor:
-    return load_images([DATA / short(style) / image.name], 64)[0]
+    return load_images([DATA / short(style) / image.name], RESOLUTION)[0]
 
 
 def multi_domain(models, inputs, images, inverted) -> object:
@@ -130,7 +130,7 @@ def main() -> None:
     test = held_out_inputs(BASE, STYLES[0])
     inputs = test[:: len(test) // 6][:6]  # six held-out emoji spread over the test set
     models = {name: load(name) for name in [BASE, *STYLES]}
-    images = load_images(inputs, 64)
+    images = load_images(inputs, RESOLUTION)
     settings = InversionSettings(steps=args.steps)
     inverted = invert_in_batches(models[BASE], images, settings)
     figures = {

@@ -60,13 +60,13 @@ def test_pull_downloads_verifies_imports_and_registers(server, published, zoo_ho
     assert entry["lineage"]["source_sha256"] == FIXTURE_SHA256
     assert load("remote").info.config.size == 32
     assert not any((zoo_home / "downloads").iterdir())
-    with pytest.raises(ZooError, match="already installed"):
+    with pytest.raises(ZooError, match="model 'remote' already exists; pass --force"):
         pull("remote")
 
 
 def test_hash_mismatch_leaves_nothing(server, published, zoo_home):
     published(f"{server}/rosinality_small.pt", sha256="0" * 64)
-    with pytest.raises(ZooError, match="expected 0000000000000000"):
+    with pytest.raises(ZooError, match="expected 0000000000000000.*zoo import PATH --name remote --family remote"):
         pull("remote")
     assert Registry().get("remote") is None
     assert not (zoo_home / "checkpoints").exists() or not any((zoo_home / "checkpoints").iterdir())
@@ -84,8 +84,15 @@ def test_all_mirrors_dead_names_each_url_and_the_alternatives(server, published)
         pull("remote")
 
 
+def test_corrupt_mirror_falls_through_to_the_next(server, published):
+    published(f"{server}/reference_small.pt", f"{server}/rosinality_small.pt")
+    assert pull("remote")["lineage"]["source"].endswith("/rosinality_small.pt")
+
+
 def test_local_copy_is_verified(published, tmp_path):
     published("http://127.0.0.1:9/never-used.pt")
+    with pytest.raises(ZooError, match="missing.pt: no such file; give the path of the downloaded http://127.0.0.1:9/never-used.pt"):
+        pull("remote", file=tmp_path / "missing.pt")
     wrong = tmp_path / "wrong.pt"
     wrong.write_bytes(b"not the file")
     with pytest.raises(ZooError, match="wrong.pt: sha256"):

@@ -126,7 +126,7 @@ def test_perceptual_term_falls_back_to_ssim_without_lpips_weights(tmp_path, monk
     assert resolve_perceptual("auto") == "ssim"
     assert resolve_perceptual("lpips-vgg") == "lpips-vgg"
     with pytest.raises(ZooError, match="vgg16-397923af.pth"):
-        ReconstructionLoss(InversionSettings(perceptual="lpips-vgg"), torch.device("cpu"))
+        ReconstructionLoss(InversionSettings(perceptual="lpips-vgg"), torch.zeros(1, 3, 16, 16))
 
 
 def test_latent_files_round_trip_and_belong_to_their_model(model, targets, tmp_path, zoo_home):

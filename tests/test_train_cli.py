@@ -8,8 +8,10 @@ import tomllib
 
 import pytest
 import torch
+from zoo_plugins.emoji import BASE_ARCHITECTURE, RESOLUTION
 
 from zoo.checkpoint import load_model
+from zoo.cli import without_option
 from zoo.errors import ZooError
 from zoo.recipes import parse_channels, plan_add_domain, plan_train_base
 
@@ -50,7 +52,8 @@ def test_train_base_then_add_domain_keeps_the_family(images, zoo_home):
 
 def test_recipes_fill_in_declared_domains(images):
     plan = plan_train_base("emoji-noto", iters=5)
-    assert (plan.model_config.size, plan.model_config.style_dim, plan.model_config.channels[64]) == (64, 128, 32)
+    assert (plan.model_config.size, plan.model_config.style_dim) == (RESOLUTION, BASE_ARCHITECTURE["style_dim"])
+    assert plan.model_config.channels == BASE_ARCHITECTURE["channels"]
     assert plan.data.name == "noto" and plan.config.iters == 5 and plan.config.freeze_fc is False
     assert plan.family == "emoji" and plan_train_base("my-own", data=images, size=16).family is None
     assert plan.data_license.startswith("Apache-2.0; attribution in ") and plan_train_base("emoji-noto", data=images).data_license is None
@@ -80,3 +83,8 @@ def test_swap_command_installs_a_standalone_layer_swapped_model(images, zoo_home
     assert torch.equal(result.conv1.conv.weight, base.conv1.conv.weight)
     assert torch.equal(result.convs[2].conv.weight, tuned.convs[2].conv.weight)
     assert torch.equal(result.to_rgb1.conv.weight, tuned.to_rgb1.conv.weight)
+
+
+def test_gpus_relaunch_drops_only_the_gpus_option():
+    given = ["add-domain", "x", "--data", "d", "--gpus", "2", "--iters", "100", "--gpus=4", "--seed", "3"]
+    assert without_option(given, "--gpus") == ["add-domain", "x", "--data", "d", "--iters", "100", "--seed", "3"]

@@ -95,9 +95,11 @@ def test_translate_writes_predictable_files_and_never_overwrites(family, inputs,
 
 def test_translate_to_all_and_from_saved_latents(family, inputs, tmp_path):
     out = tmp_path / "out"
-    zoo("translate", "--from", "tiny", "--to", "all", inputs, "--out", out, "--steps", "10", "--styles", "1")
+    zoo("translate", "--from", "tiny", "--to", "all", inputs, "--out", out, "--steps", "10", "--styles", "1", "--grid")
     with Image.open(out / "face0-tiny-to-all.png") as grid_image:
         assert grid_image.size == (3 * (SIZE + 2) + 2, 2 * (SIZE + 2) + 2)  # rows tiny-b, tiny-c: input, translation, style
+    with Image.open(out / "tiny-to-all-grid.png") as grid_image:
+        assert grid_image.size == (3 * (SIZE + 2) + 2, 2 * (SIZE + 2) + 2)  # rows face0, face1: input, tiny-b, tiny-c
 
     inverted = zoo("invert", "tiny", inputs / "face0.png", "--out", out, "--steps", "10").stdout
     assert "face0.png" in inverted and "mean SSIM" in inverted

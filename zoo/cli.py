@@ -218,32 +218,61 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
     error_console.print(f"zoo: warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-TRAINING_OPTIONS = dict(
-    iters=typer.Option(None, "--iters", min=1, help="Training steps (default: the domain's recipe, else 10000)."),
-    batch=typer.Option(None, "--batch", min=1, help="Global batch, split across processes (default: recipe, else 16)."),
-    lr=typer.Option(None, "--lr", help="Adam learning rate (default 0.002)."),
-    r1_gamma=typer.Option(None, "--r1", help="R1 regularisation weight (default 10; 0 disables)."),
-    path_regularize=typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables)."),
-    augment=typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off."),
-    seed=typer.Option(None, "--seed", help="Seed of the whole run (default 0)."),
-    snapshot_every=typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000)."),
-    sample_every=typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000)."),
-    keep_discriminator=typer.Option(True, "--discriminator/--no-discriminator",
-                                    help="Keep D in the installed file (needed to fine-tune from it later; doubles its size)."),
-)
+def with_options(options: dict, parameter: str, collect):
+    """A decorator giving a command a shared group of options (name -> (type, typer option)); the command receives
+    them as `collect(values)` in its `parameter` argument, so commands that share options declare them once."""
+
+    def decorate(command):
+        signature = inspect.signature(command)
+        own = [value for name, value in signature.parameters.items() if name != parameter]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+                 for name, (annotation, option) in options.items()]  # fmt: skip
+
+        @functools.wraps(command)
+        def run(**values):
+            return command(**{parameter: collect({name: values.pop(name) for name in options})}, **values)
+
+        run.__signature__ = signature.replace(parameters=own + added)
+        return run
+
+    return decorate
 
 
-def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int, keep_discriminator: bool) -> None:
-    """Train a plan and install the result; re-launches itself under torchrun when --gpus asks for several."""
-    if gpus > 1 and "RANK" not in os.environ:
-        relaunch_with_torchrun(gpus)
+TRAINING_OPTIONS = {  # name -> (type, option); the first ones are TrainConfig's fields, the rest say how a run goes
+    "iters": (Optional[int], typer.Option(None, "--iters", min=1, help="Training steps (default: the domain's recipe, else 10000).")),
+    "batch": (Optional[int], typer.Option(None, "--batch", min=1, help="Global batch, split across processes (default: recipe, else 16).")),
+    "lr": (Optional[float], typer.Option(None, "--lr", help="Adam learning rate (default 0.002).")),
+    "r1_gamma": (Optional[float], typer.Option(None, "--r1", help="R1 regularisation weight (default 10; 0 disables).")),
+    "path_regularize": (Optional[float], typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables).")),
+    "augment": (Optional[str], typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off.")),
+    "seed": (Optional[int], typer.Option(None, "--seed", help="Seed of the whole run (default 0).")),
+    "snapshot_every": (Optional[int], typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000).")),
+    "sample_every": (Optional[int], typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000).")),
+    "keep_discriminator": (bool, typer.Option(True, "--discriminator/--no-discriminator",
+                                              help="Keep D in the installed file (needed to fine-tune from it later; doubles its size).")),
+    "resume": (bool, typer.Option(False, "--resume", help="Continue the run from its last snapshot.")),
+    "force": (bool, typer.Option(False, "--force", help="Replace an installed model of the same name.")),
+    "device": (str, typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU).")),
+    "gpus": (int, typer.Option(1, "--gpus", min=1, help="Processes (GPUs) to train with; re-launches under torchrun.")),
+}
+RUN_OPTIONS = ("keep_discriminator", "resume", "force", "device", "gpus")
+with_training_options = with_options(TRAINING_OPTIONS, "training", dict)
+
+
+def run_training(planner, training: dict) -> None:
+    """Plan a run with the recipe options, train it and install the result; re-launches itself under torchrun when
+    --gpus asks for several processes."""
+    run = {name: training.pop(name) for name in RUN_OPTIONS}
+    plan = planner(**training)
+    if run["gpus"] > 1 and "RANK" not in os.environ:
+        relaunch_with_torchrun(run["gpus"])
     with training_progress(plan.name) as progress:
         result, entry = train_and_install(
-            plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, include=plan.include, force=force,
-            family=plan.family,
-            resume=resume, device=None if device == "auto" else device, progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]),
-            keep_discriminator=keep_discriminator, data_license=plan.data_license,
-        )
+            plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, include=plan.include,
+            force=run["force"], family=plan.family, resume=run["resume"], device=None if run["device"] == "auto" else run["device"],
+            progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]), keep_discriminator=run["keep_discriminator"],
+            data_license=plan.data_license,
+        )  # fmt: skip
     if entry is not None:
         console.print(
             f"installed [bold]{plan.name}[/] ({entry['resolution']}px, family {entry['family']}) after {result.steps} steps "
@@ -252,10 +281,22 @@ def run_training(plan, *, resume: bool, force: bool, device: str, gpus: int, kee
 
 
 def relaunch_with_torchrun(processes: int) -> None:
-    arguments = [arg for arg in sys.argv[1:] if not arg.startswith("--gpus")]
-    arguments = [arg for index, arg in enumerate(arguments) if not (index and sys.argv[1:][index - 1] == "--gpus")]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "zoo", *arguments]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "zoo",
+               *without_option(sys.argv[1:], "--gpus")]  # fmt: skip
     os.execv(sys.executable, command)
+
+
+def without_option(arguments: list[str], option: str) -> list[str]:
+    """The command line without `option` and its value (given as `option VALUE` or `option=VALUE`)."""
+    kept, skip_value = [], False
+    for argument in arguments:
+        if skip_value:
+            skip_value = False
+        elif argument == option:
+            skip_value = True
+        elif not argument.startswith(option + "="):
+            kept.append(argument)
+    return kept
 
 
 @contextlib.contextmanager
@@ -274,6 +315,7 @@ def training_progress(name: str):
 
 
 @app.command("train-base")
+@with_training_options
 def train_base_command(
     name: str = typer.Argument(..., help="Name of the new base model (a declared domain, e.g. emoji-noto, or your own)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of training images (default: the domain's bundled data)."),
@@ -281,31 +323,15 @@ def train_base_command(
     channels: Optional[str] = typer.Option(None, "--channels", help="Widths per resolution, e.g. 4:256,8:256,16:128,32:64."),
     style_dim: Optional[int] = typer.Option(None, "--style-dim", help="Width of z and w (default: recipe, else 512)."),
     n_mlp: Optional[int] = typer.Option(None, "--n-mlp", help="Mapping layers (default: recipe, else 8)."),
-    iters: Optional[int] = TRAINING_OPTIONS["iters"],
-    batch: Optional[int] = TRAINING_OPTIONS["batch"],
-    lr: Optional[float] = TRAINING_OPTIONS["lr"],
-    r1_gamma: Optional[float] = TRAINING_OPTIONS["r1_gamma"],
-    path_regularize: Optional[float] = TRAINING_OPTIONS["path_regularize"],
-    augment: Optional[str] = TRAINING_OPTIONS["augment"],
-    seed: Optional[int] = TRAINING_OPTIONS["seed"],
-    snapshot_every: Optional[int] = TRAINING_OPTIONS["snapshot_every"],
-    sample_every: Optional[int] = TRAINING_OPTIONS["sample_every"],
-    keep_discriminator: bool = TRAINING_OPTIONS["keep_discriminator"],
-    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
-    force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU)."),
-    gpus: int = typer.Option(1, "--gpus", min=1, help="Processes (GPUs) to train with; re-launches under torchrun."),
+    training: dict = None,
 ):
     """Train a new base StyleGAN2 from scratch (snapshots in <zoo home>/runs/NAME; --resume continues)."""
-    plan = plan_train_base(
-        name, data=data, size=size, channels=parse_channels(channels) if channels else None, style_dim=style_dim,
-        n_mlp=n_mlp, iters=iters, batch=batch, lr=lr, r1_gamma=r1_gamma, path_regularize=path_regularize,
-        augment=augment, seed=seed, snapshot_every=snapshot_every, sample_every=sample_every,
-    )
-    run_training(plan, resume=resume, force=force, device=device, gpus=gpus, keep_discriminator=keep_discriminator)
+    widths = parse_channels(channels) if channels else None
+    run_training(partial(plan_train_base, name, data=data, size=size, channels=widths, style_dim=style_dim, n_mlp=n_mlp), training)
 
 
 @app.command("add-domain")
+@with_training_options
 def add_domain_command(
     name: str = typer.Argument(..., help="Domain to create (a declared domain such as anime, or your own name)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of the new domain's images (default: bundled data)."),
@@ -313,28 +339,12 @@ def add_domain_command(
     freeze_d: Optional[int] = typer.Option(None, "--freeze-d", min=0, help="Freeze the first K discriminator blocks (FreezeD)."),
     no_freeze_fc: bool = typer.Option(False, "--no-freeze-fc", help="Also train the mapping network (the paper's FT ablation)."),
     install_as: Optional[str] = typer.Option(None, "--as", help="Install under this name (e.g. an ablation variant of NAME)."),
-    iters: Optional[int] = TRAINING_OPTIONS["iters"],
-    batch: Optional[int] = TRAINING_OPTIONS["batch"],
-    lr: Optional[float] = TRAINING_OPTIONS["lr"],
-    r1_gamma: Optional[float] = TRAINING_OPTIONS["r1_gamma"],
-    path_regularize: Optional[float] = TRAINING_OPTIONS["path_regularize"],
-    augment: Optional[str] = TRAINING_OPTIONS["augment"],
-    seed: Optional[int] = TRAINING_OPTIONS["seed"],
-    snapshot_every: Optional[int] = TRAINING_OPTIONS["snapshot_every"],
-    sample_every: Optional[int] = TRAINING_OPTIONS["sample_every"],
-    keep_discriminator: bool = TRAINING_OPTIONS["keep_discriminator"],
-    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
-    force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU)."),
-    gpus: int = typer.Option(1, "--gpus", min=1, help="Processes (GPUs) to train with; re-launches under torchrun."),
+    training: dict = None,
 ):
     """Fine-tune a base into a new domain with the mapping network frozen (the paper's F(G_base, D_t))."""
-    plan = plan_add_domain(
-        name, data=data, base=base, install_as=install_as, freeze_fc=False if no_freeze_fc else None, freeze_d=freeze_d, iters=iters,
-        batch=batch, lr=lr, r1_gamma=r1_gamma, path_regularize=path_regularize, augment=augment, seed=seed,
-        snapshot_every=snapshot_every, sample_every=sample_every,
-    )
-    run_training(plan, resume=resume, force=force, device=device, gpus=gpus, keep_discriminator=keep_discriminator)
+    freeze_fc = False if no_freeze_fc else None  # None: the recipe's (on for every declared domain)
+    run_training(partial(plan_add_domain, name, data=data, base=base, install_as=install_as, freeze_fc=freeze_fc,
+                         freeze_d=freeze_d), training)  # fmt: skip
 
 
 @app.command("swap")
@@ -375,20 +385,8 @@ INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings
 BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together.")
 
 
-def with_inversion_options(command):
-    """Give a command the inversion options; it receives them as one InversionSettings, its `settings` parameter."""
-    signature = inspect.signature(command)
-    own = [parameter for name, parameter in signature.parameters.items() if name != "settings"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
-             for name, (annotation, option) in INVERSION_OPTIONS.items()]  # fmt: skip
-
-    @functools.wraps(command)
-    def run(**values):
-        settings = InversionSettings(**{name: values.pop(name) for name in INVERSION_OPTIONS})
-        return command(settings=settings, **values)
-
-    run.__signature__ = signature.replace(parameters=own + added)
-    return run
+# Commands taking these receive them as one InversionSettings, their `settings` parameter.
+with_inversion_options = with_options(INVERSION_OPTIONS, "settings", lambda values: InversionSettings(**values))
 
 
 def announce_loss(settings: InversionSettings) -> None:
@@ -630,12 +628,10 @@ def parse_levels(text: str) -> list[int]:
 
 
 def main() -> None:
+    """Run the CLI; a ZooError (a user's mistake) is one line and exit code 2. Typer turns Ctrl-C into exit code 130."""
     warnings.showwarning = show_warning
     try:
         app()
     except ZooError as error:
         error_console.print(f"zoo: error: {error}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        error_console.print("zoo: interrupted")
-        sys.exit(130)

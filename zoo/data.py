@@ -51,14 +51,18 @@ def load_image_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode an image file into an upright 8-bit RGB image; UnusableImage (a ZooError) if it cannot be used.
 
     EXIF orientation is applied; transparent pixels (RGBA, LA, palette or grey with a transparency key) are composited
-    on white; CMYK is converted; 16-bit greyscale is scaled to 8 bits rather than clipped. Pillow's decompression-bomb
-    guard stays on: an image with an absurd pixel count is refused before it is decoded.
+    on white; CMYK is converted; 16-bit greyscale is scaled to 8 bits rather than clipped. An image of more pixels than
+    Pillow's limit (`Image.MAX_IMAGE_PIXELS`) is refused as a decompression bomb before it is decoded: Pillow itself
+    refuses only above twice its limit and decodes anything below with a warning.
     """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise UnusableImage(path, "empty file (0 bytes)")
         with Image.open(path) as image:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and image.width * image.height > limit:
+                raise UnusableImage(path, f"refused as a decompression bomb ({image.width}x{image.height} px, over {limit} px)")
             image.load()
             return _to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as error:

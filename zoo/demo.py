@@ -106,10 +106,10 @@ def run_demo(
         raise ZooError(f"{out}: already exists; pass --force to overwrite it or choose another --out")
     players = cast(settings)
     started = time.perf_counter()
-    if out.exists():
+    models = {name: load(name, device=device) for name in [players.base, *players.targets]}
+    if out.exists():  # --force: the previous demo's images go, once the models are known to load
         shutil.rmtree(out / "images", ignore_errors=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    models = {name: load(name, device=device) for name in [players.base, *players.targets]}
     inversion = InversionSettings(steps=settings.steps)
     size = models[players.base].info.config.size
     images = load_images(players.inputs, size)

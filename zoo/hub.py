@@ -25,6 +25,10 @@ def offline() -> bool:
     return os.environ.get("ZOO_OFFLINE", "") not in ("", "0")
 
 
+class ChecksumMismatch(ZooError):
+    """A download whose content is not the published file's (its sha256 differs)."""
+
+
 def download(
     url: str,
     destination: Path,
@@ -35,8 +39,8 @@ def download(
 ) -> str:
     """Fetch `url` into `destination` atomically and return its sha256.
 
-    Raises ConnectionError when the URL cannot be fetched (so callers can try a mirror) and ZooError when the
-    content is wrong (sha256 mismatch); in both cases nothing is left at `destination`.
+    Raises ConnectionError when the URL cannot be fetched and ChecksumMismatch when the content is wrong (callers
+    can try a mirror after either); in both cases nothing is left at `destination`.
     """
     if offline():
         raise ConnectionError("ZOO_OFFLINE is set")
@@ -53,7 +57,7 @@ def download(
                     if on_chunk:
                         on_chunk(len(chunk))
             if expected_sha256 and digest.hexdigest() != expected_sha256:
-                raise ZooError(
+                raise ChecksumMismatch(
                     f"{url}: downloaded file has sha256 {digest.hexdigest()[:16]}…, expected {expected_sha256[:16]}…; "
                     "the file changed upstream or the download was corrupted; nothing was installed"
                 )
@@ -78,9 +82,11 @@ def pull(
     if weights is None:
         base = f" from {spec.recipe.base}" if spec.recipe.base else ""
         raise ZooError(f"domain {name!r} publishes no weights; train it{base} with `zoo add-domain {name} --data DIR`")
-    if Registry().get(name) and not force:
-        raise ZooError(f"model '{name}' is already installed; pass --force to replace it")
+    Registry().check_free(name, force)  # before a download that may take long
+    alternative = f"`zoo import PATH --name {name} --family {spec.family}`"
     if file is not None:
+        if not Path(file).is_file():
+            raise ZooError(f"{file}: no such file; give the path of the downloaded {weights.urls[0] if weights.urls else 'weights'}")
         sha256 = sha256_file(file)
         if weights.sha256 and sha256 != weights.sha256:
             raise ZooError(f"{file}: sha256 {sha256[:16]}… is not the published {weights.sha256[:16]}…; wrong or damaged file")
@@ -92,13 +98,16 @@ def pull(
             local = Path(scratch) / url.rsplit("/", 1)[-1]
             try:
                 download(url, local, expected_sha256=weights.sha256, on_start=on_start, on_chunk=on_chunk)
+            except ChecksumMismatch as error:
+                failures.append(str(error))
+                continue
             except ConnectionError as error:
                 failures.append(f"{url} ({error})")
                 continue
             return import_checkpoint(local, name, family=spec.family, force=force, source=url)
     raise ZooError(
         f"could not download {'; '.join(failures)}; fetch the file elsewhere and run `zoo pull {name} --file PATH` "
-        f"(or `zoo import PATH --name {name} --family {spec.family}`)"
+        f"(or {alternative})"
     )
 
 

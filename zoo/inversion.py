@@ -158,19 +158,28 @@ def resolve_perceptual(choice: str) -> str:
 
 
 class ReconstructionLoss:
-    """Per-image loss: pixel_weight · (L1 or L2) + perceptual_weight · perceptual distance."""
+    """Per-image loss against fixed targets: pixel_weight · (L1 or L2) + perceptual_weight · perceptual distance.
 
-    def __init__(self, settings: InversionSettings, device: torch.device):
-        self.settings = settings
+    The targets' perceptual features (LPIPS activations, SSIM statistics) are computed once, not at every step.
+    """
+
+    def __init__(self, settings: InversionSettings, targets: torch.Tensor):
+        self.settings, self.targets = settings, targets
         self.perceptual_name = resolve_perceptual(settings.perceptual)
-        self.perceptual: Metric | None = None if self.perceptual_name == "none" else get_metric(self.perceptual_name, device)
+        self.perceptual: Metric | None = None
+        if self.perceptual_name != "none":
+            self.perceptual = get_metric(self.perceptual_name, targets.device)
+            with torch.no_grad():
+                self.target_features = self.perceptual.features(targets)
         self.label = f"{settings.pixel_loss.upper()} + " + (self.perceptual.label if self.perceptual else "no perceptual term")
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        power = 1 if self.settings.pixel_loss == "l1" else 2
-        loss = self.settings.pixel_weight * (images - targets).abs().pow(power).flatten(1).mean(1)
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        difference = images - self.targets
+        pixel = difference.abs() if self.settings.pixel_loss == "l1" else difference.square()
+        loss = self.settings.pixel_weight * pixel.flatten(1).mean(1)
         if self.perceptual is not None:
-            loss = loss + self.settings.perceptual_weight * self.perceptual(images, targets)
+            distance = self.perceptual.distance_between(self.perceptual.features(images), self.target_features)
+            loss = loss + self.settings.perceptual_weight * distance
         return loss
 
 
@@ -302,7 +311,7 @@ def invert(
     if settings.optimize_noise:
         random = torch.Generator().manual_seed(seed)
         noises = [torch.randn(noise.shape, generator=random).to(device).requires_grad_(True) for noise in noises]
-    loss_fn = ReconstructionLoss(settings, device)
+    loss_fn = ReconstructionLoss(settings, images)
     parameters = list(latent.parameters()) + (noises if settings.optimize_noise else [])
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=(0.9, 0.999))
 
@@ -311,7 +320,7 @@ def invert(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings.lr, progress, settings.lr_rampup, settings.lr_rampdown)
         reconstruction = generator.synthesis(_as_w_plus(latent.latents(progress), n_latent), noise=noises)
-        loss = loss_fn(reconstruction, images)
+        loss = loss_fn(reconstruction)
         if settings.optimize_noise:
             loss = loss + settings.noise_regularize * noise_regularization(noises)
         optimizer.zero_grad(set_to_none=True)
@@ -327,7 +336,7 @@ def invert(
         latents = _as_w_plus(latent.latents(1.0), n_latent).detach()
         noises = [noise.detach() for noise in noises]
         reconstructions = generator.synthesis(latents, noise=noises)
-        losses = loss_fn(reconstructions, images)
+        losses = loss_fn(reconstructions)
     bounded = isinstance(latent, BoundedLatent)
     return InversionResult(
         latents=latents,

@@ -75,6 +75,16 @@ class Registry:
     def checkpoint_path(self, entry: dict) -> Path:
         return self.home / entry["file"]
 
+    def model_file(self, name: str) -> Path:
+        """Where model `name` is (or would be) installed: checkpoints/NAME.safetensors."""
+        return self.home / "checkpoints" / f"{check_name(name)}.safetensors"
+
+    def check_free(self, name: str, force: bool, domains: dict | None = None) -> None:
+        """Refuse to replace an installed model (or a stray file in its place) unless `force`."""
+        destination = self.model_file(name)
+        if not force and (name in (self.domains() if domains is None else domains) or destination.exists()):
+            raise ZooError(f"{destination}: model '{name}' already exists; pass --force to replace it, or choose another name")
+
     def relative(self, path: Path) -> str:
         path = Path(path).resolve()
         with contextlib.suppress(ValueError):
@@ -120,11 +130,10 @@ def install_model(
     registry = registry or Registry()
     check_name(name)
     check_name(family)
-    destination = registry.home / "checkpoints" / f"{name}.safetensors"
+    destination = registry.model_file(name)
     mapping = mapping_sha256(generator.state_dict())
     with registry.editing() as domains:
-        if not force and (name in domains or destination.exists()):
-            raise ZooError(f"{destination}: model '{name}' already exists; pass --force to replace it, or choose another name")
+        registry.check_free(name, force, domains)
         members = sorted(other for other, entry in domains.items() if entry.get("family") == family and other != name)
         if members and domains[members[0]]["mapping_sha256"] != mapping:
             raise ZooError(

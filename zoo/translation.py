@@ -291,7 +291,7 @@ def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | Non
 @dataclass
 class OutputPlan:
     per_input: dict[str, list[Path]]  # stem -> its files: one per target, style and reference (or one --to all grid)
-    grid: Path | None = None  # --grid: every input in one picture
+    grid: Path | None = None  # --grid: every input in one picture (with --to all: each domain's first output)
 
     def paths(self) -> list[Path]:
         return [path for paths in self.per_input.values() for path in paths] + ([self.grid] if self.grid else [])
@@ -299,7 +299,8 @@ class OutputPlan:
 
 def output_plan(job: TranslationJob, stems: list[str]) -> OutputPlan:
     if len(job.targets) > 1:
-        return OutputPlan({stem: [job.out / f"{stem}-{job.source}-to-all.png"] for stem in stems})
+        per_input = {stem: [job.out / f"{stem}-{job.source}-to-all.png"] for stem in stems}
+        return OutputPlan(per_input, job.out / f"{job.source}-to-all-grid.png" if job.grid else None)
     target = job.targets[0]
     suffixes = [""] + [f"-style{index + 1}" for index in range(job.styles)]
     if job.reference is not None:
@@ -346,8 +347,8 @@ def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: 
             continue
         for image, path in zip(rows[job.targets[0]][index], plan.per_input[stem]):
             written.append(save_image(image, path, force=True))
-    if plan.grid:
-        table = rows[job.targets[0]]
+    if plan.grid:  # one row per input: its outputs, or with several targets each target's first output
+        table = rows[job.targets[0]] if len(job.targets) == 1 else torch.stack([rows[name][:, 0] for name in job.targets], 1)
         if inputs is not None:
             table = torch.cat([inputs[:, None], table], dim=1)
         written.append(save_image(grid(table.flatten(0, 1), nrow=table.shape[1]), plan.grid, force=True))
