@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
+from zoo.home import recorded_path
 from zoo.model import Generator, ModelConfig
 from zoo.registry import Registry, check_name, install_model, load, resolve
 
@@ -82,3 +83,9 @@ def test_damaged_registry_is_a_clear_error(zoo_home):
     (zoo_home / "registry.toml").write_text("[domains\n")
     with pytest.raises(ZooError, match="registry.toml: not valid TOML"):
         Registry().domains()
+
+
+def test_lineage_paths_inside_the_zoo_home_are_recorded_relative_to_it(zoo_home, tmp_path):
+    assert recorded_path(zoo_home / "data" / "noto") == "data/noto"
+    outside = tmp_path / "my-images"
+    assert recorded_path(outside) == str(outside.resolve())

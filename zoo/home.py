@@ -29,6 +29,16 @@ def zoo_home() -> Path:
     return source_tree_root() or Path(platformdirs.user_data_dir("zoo", appauthor=False))
 
 
+def recorded_path(path: str | Path) -> str:
+    """A path as lineage records it: relative to the zoo home when inside it (a shipped zoo names none of its builder's
+    folders), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(zoo_home()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def checkpoints_dir() -> Path:
     return zoo_home() / "checkpoints"
 

@@ -51,7 +51,7 @@ from .data import EpochSampler, PreparedDataset, images_to_float, prepare_datase
 from .devices import pick_device
 from .errors import ZooError
 from .files import atomic_path, atomic_write_bytes, sha256_file
-from .home import zoo_home
+from .home import recorded_path, zoo_home
 from .images import grid, save_image
 from .model import Discriminator, Generator, ModelConfig
 from .registry import Registry, check_name, install_model, resolve
@@ -855,7 +855,7 @@ def _result(trainer: Trainer, run: _Run, metrics: dict, context: DistributedCont
         steps=trainer.step,
         wall_time_seconds=run.wall_time(),
         metrics=metrics,
-        data={"root": str(run.data.root.resolve()), "images": len(run.data), "skipped": len(run.data.skipped)},
+        data={"root": recorded_path(run.data.root), "images": len(run.data), "skipped": len(run.data.skipped)},
         augment={"mode": run.augment_mode, "p": trainer.augment.p},
         base=run.base,
         run_dir=run.run_dir,

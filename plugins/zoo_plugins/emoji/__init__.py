@@ -50,7 +50,7 @@ def emoji_data(style: str, description: str, licence: str) -> DataSource:
     # never see a test emoji, so no target model has seen the answer it is scored against.
     return DataSource(
         description=f"1,030 emoji in the {description} style, 64x64 RGB on white (shipped with zoo)",
-        license=f"{licence}; attribution in {DATA / 'LICENSES.md'}",
+        license=f"{licence}; attribution in LICENSES.md beside the data (zoo_plugins/emoji/data)",
         layout="<style>/<unified code points>.png, the same emoji in every style (manifest.csv)",
         preprocessing="resized from 64 px to 32 px (Lanczos)",
         bundled=DATA / style,
