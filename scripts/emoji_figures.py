@@ -8,8 +8,9 @@
 - fig5-reference.png (Fig. 5): inputs with the appearance of held-out images of one style;
 - fig7-ablation-STYLE.png (Fig. 7): the same z through the base, FC-FT-LS (l=1), FC-FT, FT-LS (l=1) and FT, for
   each style whose FT model is installed (scripts/build-emoji-zoo.sh --ablation);
-- fig8-layer-swap.png (Fig. 8): held-out inputs translated with the swap levels l = 0..3, by weight swap (the
-  paper's) and by feature swap (the authors' code): the picture docs/transformation.md refers to.
+- fig8-layer-swap.png (Fig. 8): held-out inputs translated with every swap level the model has (l = 0, 1, 2 at
+  32 px), by weight swap (the paper's) and by feature swap (the authors' code): the picture docs/transformation.md
+  refers to.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from zoo_plugins.emoji import DATA, RESOLUTION
 
 from zoo import load
+from zoo.distance import swap_levels
 from zoo.evaluation import held_out_inputs
 from zoo.images import labelled_grid, load_images
 from zoo.inversion import InversionSettings, invert, invert_in_batches
@@ -110,7 +112,8 @@ def ablation(models, style: str, ft_name: str) -> object:
 
 
 def layer_swap(models, inputs, images, inverted, style="emoji-twemoji") -> object:
-    settings = [("weights", level) for level in range(4)] + [("features", level) for level in range(1, 4)]
+    levels = swap_levels(models[style].generator.config.size)  # at 32 px: l = 1, 2 (l = 3 would swap every layer)
+    settings = [("weights", 0)] + [(mode, level) for mode in ("weights", "features") for level in levels]
     columns = []
     for mode, level in settings:
         renderer = Renderer(models[BASE].generator, models[style].generator, TranslationOptions(swap=level, swap_mode=mode))
