@@ -29,12 +29,12 @@ def zoo_home() -> Path:
     return source_tree_root() or Path(platformdirs.user_data_dir("zoo", appauthor=False))
 
 
-def recorded_path(path: str | Path) -> str:
-    """A path as lineage records it: relative to the zoo home when inside it (a shipped zoo names none of its builder's
-    folders), else absolute."""
+def recorded_path(path: str | Path, home: Path | None = None) -> str:
+    """A path as the registry and lineage record it: relative to the zoo home (default: `zoo_home()`) when inside it,
+    so a shipped zoo names none of its builder's folders; else absolute."""
     path = Path(path).resolve()
     try:
-        return path.relative_to(zoo_home()).as_posix()
+        return path.relative_to((home or zoo_home()).resolve()).as_posix()
     except ValueError:
         return str(path)
 

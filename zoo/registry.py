@@ -20,7 +20,7 @@ import tomli_w
 from .checkpoint import ZooModel, load_model, mapping_sha256, save_model
 from .errors import ZooError
 from .files import atomic_write_bytes
-from .home import registry_path, zoo_home
+from .home import recorded_path, registry_path, zoo_home
 from .model import Discriminator, Generator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -85,12 +85,6 @@ class Registry:
         if not force and (name in (self.domains() if domains is None else domains) or destination.exists()):
             raise ZooError(f"{destination}: model '{name}' already exists; pass --force to replace it, or choose another name")
 
-    def relative(self, path: Path) -> str:
-        path = Path(path).resolve()
-        with contextlib.suppress(ValueError):
-            return path.relative_to(self.home.resolve()).as_posix()
-        return str(path)
-
 
 def resolve(name_or_path: str | Path, registry: Registry | None = None) -> tuple[Path, str | None]:
     """A registered name -> (its checkpoint, the sha256 to verify); an existing path -> (path, None)."""
@@ -142,7 +136,7 @@ def install_model(
             )
         sha256 = save_model(destination, generator, domain=name, family=family, lineage=lineage, discriminator=discriminator)
         domains[name] = {
-            "file": registry.relative(destination),
+            "file": recorded_path(destination, registry.home),
             "sha256": sha256,
             "family": family,
             "resolution": generator.config.size,
