@@ -5,7 +5,8 @@
 Builds a generator of the emoji family's architecture (random weights: speed does not depend on them), makes
 `--images` target images with it, and inverts them two ways with the same settings: all in one batch (each image has
 its own latent and loss; zoo.inversion explains why that is the same optimisation), and one `invert` call per image.
-The issue's bar: the batch takes at most 25% of the time of the single runs.
+The issue's bar: the batch takes at most 25% of the time of the single runs. Like the `zoo` command, the benchmark
+tunes the CPU allocator (zoo.devices.tune_cpu_allocator); ZOO_CPU_ALLOCATOR=system measures with glibc's defaults.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import torch
 from zoo_plugins.emoji import BASE_ARCHITECTURE, RESOLUTION
 
 from zoo.checkpoint import load_model, save_model
+from zoo.devices import tune_cpu_allocator
 from zoo.inversion import InversionSettings, invert, sefa_space
 from zoo.model import Generator, ModelConfig
 
 EMOJI = ModelConfig(size=RESOLUTION, **BASE_ARCHITECTURE)  # the embedded emoji family's architecture
+ALLOCATOR = "tuned" if tune_cpu_allocator() else "system"  # as the zoo command runs
 
 
 def emoji_sized_model(folder: Path):
@@ -68,7 +71,7 @@ def main() -> None:
                 timings[name].append(timed(lambda: run(settings)))
         batched, singles = (statistics.median(timings[name]) for name in runs)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; emoji {RESOLUTION} px config, {args.method} inversion, "
-          f"{args.steps} steps, L1 + SSIM loss, median of {args.repeats}")  # fmt: skip
+          f"{args.steps} steps, L1 + SSIM loss, {ALLOCATOR} allocator, median of {args.repeats}")  # fmt: skip
     print("| images | one batch s | one run per image s | batch / singles |")
     print("|---|---|---|---|")
     print(f"| {args.images} | {batched:.2f} | {singles:.2f} | {batched / singles:.1%} |")

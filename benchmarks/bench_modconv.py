@@ -7,6 +7,7 @@ Builds rosinality's standard 256 px config-f generator (style_dim 512, 8 mapping
 a batch through each, alternating between them so that machine load affects both alike. The baseline is described in
 benchmarks/baseline.py. Peak memory is the high-water mark of resident memory (VmHWM) of a fresh process that builds
 the model and runs only that formulation.
+Like the `zoo` command, it tunes the CPU allocator (zoo.devices); ZOO_CPU_ALLOCATOR=system measures glibc's defaults.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import straightforward_formulation  # noqa: E402
 
+from zoo.devices import tune_cpu_allocator  # noqa: E402
 from zoo.model import Generator, ModelConfig  # noqa: E402
 
+ALLOCATOR = "tuned" if tune_cpu_allocator() else "system"  # as the zoo command runs
 CONFIGS = {
     "256 px config-f": ModelConfig.standard(256),
     "32 px small": ModelConfig(size=32, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64}),
@@ -91,7 +94,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, median of {args.repeats}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {ALLOCATOR} allocator, batch {args.batch}, median of {args.repeats}")
     print("| config | G params | zoo ms/batch | straightforward ms/batch | speed-up | max abs diff | zoo peak MB | straightforward peak MB |")
     print("|---|---|---|---|---|---|---|---|")
     for name in CONFIGS:

@@ -6,6 +6,7 @@ Times full training iterations (D step, G step, and the lazy R1 / path-length st
 p = 0.2) at a small 32 px config with batch 16 and at the 256 px config-f with batch 4, alternating between the two
 formulations (benchmarks/baseline.py describes the baseline). Peak memory is the high-water mark of resident memory
 (VmHWM) of a fresh process that builds the models and trains with only that formulation.
+Like the `zoo` command, it tunes the CPU allocator (zoo.devices); ZOO_CPU_ALLOCATOR=system measures glibc's defaults.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import straightforward_formulation  # noqa: E402
 
+from zoo.devices import tune_cpu_allocator  # noqa: E402
 from zoo.model import Discriminator, Generator, ModelConfig  # noqa: E402
 from zoo.training import TrainConfig, Trainer  # noqa: E402
 
+ALLOCATOR = "tuned" if tune_cpu_allocator() else "system"  # as the zoo command runs
 SETUPS = {
     "32 px small, batch 16": (ModelConfig(size=32, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64}), 16),
     "256 px config-f, batch 4": (ModelConfig.standard(256), 4),
@@ -82,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=9, help="Timed iterations per formulation (plus one warm-up).")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mean of {args.steps - 1} steps after one warm-up")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {ALLOCATOR} allocator, mean of {args.steps - 1} steps after one warm-up")
     print("| setup | zoo it/s | straightforward it/s | speed-up | zoo peak MB | straightforward peak MB |")
     print("|---|---|---|---|---|---|")
     for name in SETUPS:

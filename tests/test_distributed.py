@@ -90,8 +90,10 @@ def test_two_gloo_processes_match_one_process(tmp_path, zoo_home):
             # Ranks hold bit-identical weights: DDP gives every rank the same averaged gradient.
             assert torch.equal(ranks[0][name][key], ranks[1][name][key]), (name, key)
             # One process sums the batch's gradients in another order than two half-batch sums averaged by DDP,
-            # so the runs agree to rounding, not bit for bit.
-            torch.testing.assert_close(ranks[0][name][key], value, rtol=0, atol=1e-5, msg=f"{name} {key}")
+            # so the runs agree to rounding, not bit for bit. Adam divides each gradient by its running RMS, which
+            # turns a rounding difference in a near-zero gradient into a step of up to ~1e-4 over these 4 steps; a
+            # real DDP fault (a gradient not averaged, a wrong batch split) moves weights by the lr (2e-3) per step.
+            torch.testing.assert_close(ranks[0][name][key], value, rtol=0, atol=1e-4, msg=lambda default: f"{name} {key}: {default}")
         assert single[name]["augment_p"] > 0  # the augmented steps were exercised
     # Only rank 0 writes: one metrics line per step, not two.
     lines = (tmp_path / "runs-ddp" / "scratch" / "metrics.jsonl").read_text().splitlines()

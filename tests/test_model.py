@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 from conftest import ROSINALITY
+from torch.nn import functional as F
 
-from zoo.model import Discriminator, Generator, ModelConfig, minibatch_stddev
+from zoo.model import Discriminator, Generator, ModelConfig, make_kernel, minibatch_stddev, upfirdn2d
 
 
 def test_standard_256_config_matches_rosinality_keys_and_parameter_counts():
@@ -102,3 +103,30 @@ def test_mean_latent_is_the_mean_of_mapped_samples(tiny_config):
     z = torch.randn(64, tiny_config.style_dim, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(mean, generator.mapping(z).mean(0, keepdim=True))
     assert math.isfinite(mean.abs().sum().item())
+
+
+def reference_upfirdn2d(x, kernel, up, down, pad):
+    """The definition, step by step: zero insertion, padding (negative crops), convolution, subsampling."""
+    batch, channels, height, width = x.shape
+    upsampled = x.new_zeros(batch, channels, height * up, width * up)
+    upsampled[:, :, ::up, ::up] = x
+    padded = F.pad(upsampled, [pad[0], pad[1], pad[0], pad[1]])
+    weight = torch.flip(kernel, [0, 1])[None, None].repeat(channels, 1, 1, 1)
+    return F.conv2d(padded, weight, groups=channels)[:, :, ::down, ::down]
+
+
+@pytest.mark.parametrize(
+    "taps, up, down, pad",
+    [((1, 3, 3, 1), 2, 1, (2, 1)), ((1, 3, 3, 1), 1, 1, (1, 1)), ((1, 3, 3, 1), 1, 1, (2, 2)), ((1, 3, 3, 1), 1, 2, (2, 2)),
+     ((1, 2, 1), 2, 1, (1, 1)), ((1, 3, 3, 1), 2, 1, (4, 0)), ((1, 3, 3, 1), 1, 1, (2, -1)), ((1, 3, 3, 1), 2, 2, (1, 2))],
+)
+def test_upfirdn2d_fast_paths_match_the_definition(taps, up, down, pad):
+    torch.manual_seed(0)
+    kernel = make_kernel(taps).double() * up**2
+    kernel[0, -1] += 0.25  # an asymmetric kernel, so a missing or doubled flip shows
+    x = torch.randn(2, 5, 7, 7, dtype=torch.float64, requires_grad=True)
+    fast, reference = upfirdn2d(x, kernel, up, down, pad), reference_upfirdn2d(x, kernel, up, down, pad)
+    assert fast.shape == reference.shape
+    assert torch.allclose(fast, reference, atol=1e-12)
+    grad = torch.randn_like(fast)
+    assert torch.allclose(*(torch.autograd.grad(out, x, grad)[0] for out in (fast, reference)), atol=1e-12)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from . import __version__
 from .demo import DemoSettings, run_demo
-from .devices import pick_device
+from .devices import pick_device, tune_cpu_allocator
 from .distance import (
     DEFAULT_METRIC,
     DistanceMatrix,
@@ -630,6 +630,7 @@ def parse_levels(text: str) -> list[int]:
 def main() -> None:
     """Run the CLI; a ZooError (a user's mistake) is one line and exit code 2. Typer turns Ctrl-C into exit code 130."""
     warnings.showwarning = show_warning
+    tune_cpu_allocator()
     try:
         app()
     except ZooError as error:

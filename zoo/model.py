@@ -103,17 +103,37 @@ def make_kernel(taps: Sequence[int]) -> torch.Tensor:
 
 
 def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)):
-    """Upsample by zero insertion, pad (negative pads crop), filter with the flipped kernel, then subsample."""
-    batch, channels, height, width = x.shape
-    if up > 1:
-        x = x.reshape(batch, channels, height, 1, width, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(batch, channels, height * up, width * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    # A contiguous depthwise weight: oneDNN's fast depthwise path refuses an expanded (stride-0) one.
-    weight = torch.flip(kernel, [0, 1]).to(x)[None, None].expand(channels, 1, *kernel.shape).contiguous()
-    x = F.conv2d(x, weight, groups=channels)
+    """Upsample by zero insertion, pad (negative pads crop), filter with the flipped kernel, then subsample.
+
+    StyleGAN2's filters take the fast paths: a 2x upsampling is one transposed depthwise convolution (it inserts the
+    zeros and pads by itself), and a symmetric pad is the convolution's own padding. Neither makes a zero-inserted or
+    padded copy of x, which in a batched backward pass costs more than the filtering (benchmarks/bench_inversion.py).
+    """
+    channels, taps = x.shape[1], kernel.shape[0]
+    transposed_padding, output_padding = taps - 1 - pad[0], up - 1 + pad[1] - pad[0]
+    if up > 1 and transposed_padding >= 0 and 0 <= output_padding < up:
+        weight = depthwise_weight(kernel, channels, x)
+        x = F.conv_transpose2d(x, weight, stride=up, padding=transposed_padding, output_padding=output_padding, groups=channels)
+    else:
+        x = zero_insert(x, up) if up > 1 else x
+        weight = depthwise_weight(torch.flip(kernel, [0, 1]), channels, x)
+        if pad[0] == pad[1] >= 0:
+            x = F.conv2d(x, weight, padding=pad[0], groups=channels)
+        else:
+            x = F.conv2d(F.pad(x, [pad[0], pad[1], pad[0], pad[1]]), weight, groups=channels)
     return x[:, :, ::down, ::down] if down > 1 else x
+
+
+def zero_insert(x: torch.Tensor, up: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H·up, W·up) with x at every up-th row and column, zeros elsewhere."""
+    batch, channels, height, width = x.shape
+    x = F.pad(x.reshape(batch, channels, height, 1, width, 1), [0, up - 1, 0, 0, 0, up - 1])
+    return x.reshape(batch, channels, height * up, width * up)
+
+
+def depthwise_weight(kernel: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
+    # Contiguous: oneDNN's fast depthwise path refuses an expanded (stride-0) weight.
+    return kernel.to(like)[None, None].expand(channels, 1, *kernel.shape).contiguous()
 
 
 class PixelNorm(nn.Module):
