@@ -38,12 +38,13 @@ TRIM_THRESHOLD = 256 * 2**20
 def tune_cpu_allocator() -> bool:
     """Keep freed tensor memory in the process instead of handing it back to the kernel (glibc only).
 
-    glibc serves every block above its mmap threshold (128 KiB, raised only as such blocks are freed) with fresh
-    pages from the kernel and unmaps them on free, so a CPU training or inversion loop, which allocates and frees the
-    same multi-MB activations at every step, pays a page fault per 4 KiB, again and again: up to a third of a batched
-    inversion step at 32 px. Fixed thresholds make such blocks come from, and return to, the heap. This is what
-    PyTorch's CPU tuning guide gets by preloading jemalloc or tcmalloc; the cost is that up to TRIM_THRESHOLD of freed
-    memory stays with the process. The `zoo` command calls this at start; set ZOO_CPU_ALLOCATOR=system to opt out.
+    glibc serves every block above its mmap threshold with fresh pages from the kernel, and hands freed memory at the
+    top of its heap back once more than its trim threshold is free. A CPU training or inversion loop allocates and
+    frees the same multi-MB activations at every step, so it faults them in again at every step, a page fault per
+    4 KiB: about a fifth of a batched inversion step at 32 px. Fixed thresholds (which also stop glibc from adjusting
+    them) keep such blocks in the heap. This is what PyTorch's CPU tuning guide gets by preloading jemalloc or
+    tcmalloc; the cost is that up to TRIM_THRESHOLD of freed memory stays with the process. The `zoo` command calls
+    this at start; set ZOO_CPU_ALLOCATOR=system to opt out.
     Returns whether the settings were applied.
     """
     if os.environ.get(ALLOCATOR_VARIABLE, "").lower() == "system" or platform.libc_ver()[0] != "glibc":
