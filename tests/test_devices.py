@@ -1,11 +1,10 @@
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from zoo.devices import ALLOCATOR_VARIABLE, pick_device, tune_cpu_allocator
+from zoo.devices import ALLOCATOR_VARIABLE, pick_device, runs_on_glibc, tune_cpu_allocator
 from zoo.errors import ZooError
 
 # Five rounds of what a training or inversion step does to memory: 12 activations of 4 MiB each are allocated and
@@ -32,7 +31,7 @@ def page_faults(mode: str) -> tuple[bool, int]:
     return tuned == "True", int(faults)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator settings are glibc's")
+@pytest.mark.skipif(not runs_on_glibc(), reason="the allocator settings are glibc's")
 def test_tuned_allocator_reuses_freed_activation_memory():
     tuned, tuned_faults = page_faults("tuned")
     untuned, untuned_faults = page_faults("system")

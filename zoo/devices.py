@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 import torch
 
@@ -47,10 +46,18 @@ def tune_cpu_allocator() -> bool:
     this at start; set ZOO_CPU_ALLOCATOR=system to opt out.
     Returns whether the settings were applied.
     """
-    if os.environ.get(ALLOCATOR_VARIABLE, "").lower() == "system" or platform.libc_ver()[0] != "glibc":
+    if os.environ.get(ALLOCATOR_VARIABLE, "").lower() == "system" or not runs_on_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def runs_on_glibc() -> bool:
+    """Whether this process's C library is glibc (asked of the running library, not read from the Python binary)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        return False
