@@ -1,12 +1,13 @@
 """Batched inversion against one run per image, at the emoji family's config, in one run.
 
-    python benchmarks/bench_inversion.py [--images 16] [--steps 100] [--method bounded] [--repeats 3]
+    python benchmarks/bench_inversion.py [--images 16] [--steps 100] [--method bounded] [--precision auto] [--repeats 3]
 
 Builds a generator of the emoji family's architecture (random weights: speed does not depend on them), makes
 `--images` target images with it, and inverts them two ways with the same settings: all in one batch (each image has
 its own latent and loss; zoo.inversion explains why that is the same optimisation), and one `invert` call per image.
 The issue's bar: the batch takes at most 25% of the time of the single runs. Like the `zoo` command, the benchmark
 tunes the CPU allocator (zoo.devices.tune_cpu_allocator); ZOO_CPU_ALLOCATOR=system measures with glibc's defaults.
+`--precision` is the inversion's (default auto: bfloat16 on CPUs with AVX512-BF16 or AMX, else float32).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from zoo_plugins.emoji import BASE_ARCHITECTURE, RESOLUTION
 
 from zoo.checkpoint import load_model, save_model
-from zoo.devices import tune_cpu_allocator
+from zoo.devices import PRECISIONS, compute_dtype, dtype_name, tune_cpu_allocator
 from zoo.inversion import InversionSettings, invert, sefa_space
 from zoo.model import Generator, ModelConfig
 
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--method", default="bounded", choices=("bounded", "projection"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
@@ -61,17 +63,18 @@ def main() -> None:
             "batch": lambda settings: invert(model, targets, settings),
             "singles": lambda settings: [invert(model, targets[i : i + 1], settings) for i in range(args.images)],
         }
-        warm_up = InversionSettings(method=args.method, steps=3, perceptual="ssim")
+        warm_up = InversionSettings(method=args.method, steps=3, perceptual="ssim", precision=args.precision)
         for run in runs.values():  # the first call of each shape pays for allocations and oneDNN kernel choice
             run(warm_up)
-        settings = InversionSettings(method=args.method, steps=args.steps, perceptual="ssim")
+        settings = InversionSettings(method=args.method, steps=args.steps, perceptual="ssim", precision=args.precision)
         timings = {name: [] for name in runs}
         for _ in range(args.repeats):  # alternating, so that a change in machine load affects both alike
             for name, run in runs.items():
                 timings[name].append(timed(lambda: run(settings)))
         batched, singles = (statistics.median(timings[name]) for name in runs)
+    precision = dtype_name(compute_dtype(args.precision, torch.device("cpu")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; emoji {RESOLUTION} px config, {args.method} inversion, "
-          f"{args.steps} steps, L1 + SSIM loss, {ALLOCATOR} allocator, median of {args.repeats}")  # fmt: skip
+          f"{args.steps} steps, L1 + SSIM loss, {precision} synthesis, {ALLOCATOR} allocator, median of {args.repeats}")  # fmt: skip
     print("| images | one batch s | one run per image s | batch / singles |")
     print("|---|---|---|---|")
     print(f"| {args.images} | {batched:.2f} | {singles:.2f} | {batched / singles:.1%} |")

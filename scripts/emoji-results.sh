@@ -21,10 +21,13 @@ zoo distance-matrix --family emoji --metric "$metric" --samples "$samples" --out
 zoo eval --from emoji-noto --to "$styles" --inputs test-split --swap 0,1,2 --metric "$metric" --steps "$steps" \
   --json "$out/table2.json" --force
 
-# Table III: reconstruction of the held-out noto emoji, bounded inversion against plain projection, equal steps
+# Table III: reconstruction of the held-out noto emoji, bounded inversion against plain projection, equal steps, in the
+# default precision (bfloat16 where the CPU has it natively) and in float32
 for method in bounded projection; do
-  zoo eval --from emoji-noto --to emoji-twemoji --inputs test-split --method "$method" --steps "$steps" --styles 0 \
-    --metric "$metric" --no-fid --json "$out/table3-$method.json" --force
+  for precision in auto float32; do
+    zoo eval --from emoji-noto --to emoji-twemoji --inputs test-split --method "$method" --steps "$steps" --styles 0 \
+      --metric "$metric" --no-fid --precision "$precision" --json "$out/table3-$method-$precision.json" --force
+  done
 done
 
 python "$(dirname "$0")/emoji_figures.py" --out "$out" --steps "$steps"

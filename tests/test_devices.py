@@ -3,8 +3,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from zoo.devices import ALLOCATOR_VARIABLE, pick_device, runs_on_glibc, tune_cpu_allocator
+from zoo import devices
+from zoo.devices import ALLOCATOR_VARIABLE, compute_dtype, pick_device, runs_on_glibc, tune_cpu_allocator
 from zoo.errors import ZooError
 
 # Five rounds of what a training or inversion step does to memory: 12 activations of 4 MiB each are allocated and
@@ -51,3 +53,19 @@ def test_unavailable_devices_are_refused_with_the_fix():
     with pytest.raises(ZooError, match="use auto, cpu"):
         pick_device("tpu")
     assert pick_device("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch, native):
+    monkeypatch.setattr(devices, "native_bfloat16", lambda device: native)
+    cpu = torch.device("cpu")
+    assert compute_dtype("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    assert compute_dtype("float32", cpu) == torch.float32 and compute_dtype("bfloat16", cpu) == torch.bfloat16
+
+
+def test_native_bfloat16_follows_the_cpu_flags():
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    if not flags:
+        pytest.skip("no /proc/cpuinfo to compare with")
+    assert devices.native_bfloat16(torch.device("cpu")) == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert devices.native_bfloat16(torch.device("meta")) is False

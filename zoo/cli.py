@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from . import __version__
 from .demo import DemoSettings, run_demo
-from .devices import pick_device, tune_cpu_allocator
+from .devices import compute_dtype, dtype_name, pick_device, tune_cpu_allocator
 from .distance import (
     DEFAULT_METRIC,
     DistanceMatrix,
@@ -381,6 +382,8 @@ INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings
                                                     help="Optimise noise maps (default: projection only).")),
     "perceptual": (str, typer.Option("auto", "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none.")),
     "pixel_loss": (str, typer.Option("l1", "--pixel-loss", help="l1 or l2.")),
+    "precision": (str, typer.Option("auto", "--precision", help="Synthesis while optimising: auto (bfloat16 where the CPU/GPU "
+                                    "computes it natively, else float32), float32 or bfloat16.")),
 }
 BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together.")
 
@@ -389,11 +392,13 @@ BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together
 with_inversion_options = with_options(INVERSION_OPTIONS, "settings", lambda values: InversionSettings(**values))
 
 
-def announce_loss(settings: InversionSettings) -> None:
-    """Say which perceptual term the inversion uses (LPIPS needs weights that may not be on this machine)."""
+def announce_loss(settings: InversionSettings, device: torch.device) -> None:
+    """Say which perceptual term and precision the inversion uses (both depend on this machine)."""
     used = resolve_perceptual(settings.perceptual)
     note = f" (no LPIPS-VGG weights here: {LPIPS_BACKBONES['vgg'][1]} in ${BACKBONE_DIR_VARIABLE} enables it)" if settings.perceptual == "auto" and used == "ssim" else ""
-    error_console.print(f"inversion: {settings.method}, {settings.steps} steps, loss {settings.pixel_loss} + {used}{note}", soft_wrap=True)
+    precision = dtype_name(compute_dtype(settings.precision, device))
+    error_console.print(f"inversion: {settings.method}, {settings.steps} steps, loss {settings.pixel_loss} + {used}{note}, "
+                        f"{precision} synthesis on {device}", soft_wrap=True)  # fmt: skip
 
 
 @app.command("translate")
@@ -428,9 +433,10 @@ def translate_command(
         swap=swap, swap_mode=swap_mode, styles=styles, reference=reference, appearance_layers=appearance_layers,
         truncation=truncation, seed=seed, grid=grid_flag, force=force, inversion=settings, batch_size=batch,
     )  # fmt: skip
-    prepared = prepare_translation(job, device=pick_device(device))
+    chosen = pick_device(device)
+    prepared = prepare_translation(job, device=chosen)
     if inputs:
-        announce_loss(settings)
+        announce_loss(settings, chosen)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(job.inputs or [])} image(s) in {source}", total=None)
         written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
@@ -454,9 +460,10 @@ def invert_command(
     latent_paths = [out / f"{path.stem}-{domain}.latent.safetensors" for path in files]
     image_paths = [out / f"{path.stem}-{domain}-reconstruction.png" for path in files]
     check_free(latent_paths + image_paths, force)
-    model = load(domain, device=pick_device(device))
+    chosen = pick_device(device)
+    model = load(domain, device=chosen)
     images = load_images(files, model.info.config.size)
-    announce_loss(settings)
+    announce_loss(settings, chosen)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
         result = invert_in_batches(model, images, settings, batch_size=batch, seed=seed,
@@ -597,8 +604,9 @@ def eval_command(
         )
         for name in target.split(",") for level in swaps
     ]  # fmt: skip
-    prepared = [prepare_evaluation(job, device=pick_device(device)) for job in jobs]
-    announce_loss(settings)
+    chosen = pick_device(device)
+    prepared = [prepare_evaluation(job, device=chosen) for job in jobs]
+    announce_loss(settings, chosen)
     for item in prepared:
         if item.fid:
             error_console.print(f"FID: after the inversion, the outputs and {len(item.fid.reference)} images of {item.fid.folder} "

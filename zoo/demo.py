@@ -129,7 +129,8 @@ def run_demo(
     distances = distance_matrix([load_named(name, device) for name in models], metric=metric, samples=settings.samples,
                                 seed=settings.seed)  # fmt: skip
     save_distance_matrix(distances, out / "distances", force=True)
-    note = (f"Inversion: bounded (SeFa), {settings.steps} steps, loss L1 + {resolve_perceptual(inversion.perceptual)}. "
+    note = (f"Inversion: bounded (SeFa), {settings.steps} steps, loss L1 + {resolve_perceptual(inversion.perceptual)}, "
+            f"{result.precision} synthesis. "
             f"Distances: {distances.label}, {distances.samples} shared z samples per model. "
             f"Made in {time.perf_counter() - started:.0f} s.")  # fmt: skip
     return page.write(distances, note)

@@ -1,4 +1,4 @@
-"""Device choice (CUDA, then Apple's MPS, then CPU; everything runs in float32) and the CPU allocator's settings."""
+"""Device choice (CUDA, then Apple's MPS, then CPU), the precision a synthesis runs in there, and the CPU allocator."""
 
 from __future__ import annotations
 
@@ -26,6 +26,34 @@ def pick_device(requested: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ZooError(f"device {requested!r} asked for, but MPS is not available here; use --device cpu")
     return device
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of a synthesis's activations for one of PRECISIONS: 'auto' is bfloat16 where `device` computes it
+    natively, else float32."""
+    if precision == "auto":
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
+    return getattr(torch, precision)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """bfloat16 arithmetic in hardware: CUDA GPUs from Ampere on, x86 CPUs with AVX512-BF16 or AMX.
+
+    Elsewhere (AVX2, older AVX-512, MPS) bfloat16 is emulated or partial and slower than float32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with a fallback
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return False
 
 
 ALLOCATOR_VARIABLE = "ZOO_CPU_ALLOCATOR"  # "system" leaves the C library's malloc settings as they are

@@ -326,7 +326,7 @@ def score(prepared: PreparedEvaluation, translated: TranslatedImages) -> Evaluat
         inputs=[path.name for path in prepared.files],
         translation={**asdict(prepared.renderer.options), "styles": job.styles},
         inversion={**asdict(translated.inversion.settings), "loss": translated.inversion.loss_label,
-                   "seconds": round(translated.inversion.seconds, 2)},
+                   "precision": translated.inversion.precision, "seconds": round(translated.inversion.seconds, 2)},
         similarity=float(similarity.mean()),
         diversity=float(diversity.mean()),
         diversity_pairs=len(first),

@@ -1,7 +1,9 @@
 """StyleGAN2 generator and discriminator in plain PyTorch.
 
 Module and parameter names follow rosinality/stylegan2-pytorch, so a state dict from that project loads as is
-(`docs/formats.md` lists the keys). Everything runs in float32 on CPU, CUDA and MPS; there is no compiled extension.
+(`docs/formats.md` lists the keys). Weights are float32 on CPU, CUDA and MPS; there is no compiled extension. The
+synthesis can run its activations and convolutions in bfloat16 (`synthesis(dtype=...)`, NVIDIA's mixed precision with
+bfloat16's range instead of float16's clamps): styles and demodulation stay float32, and so does the RGB skip path.
 
 Modulated convolutions run in the "scale the input, convolve with the shared kernel, scale the output" form, which is
 mathematically the per-sample grouped convolution of the paper but lets the convolution batch over samples
@@ -225,26 +227,29 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x, style):
         out, demodulation = self.convolve(x, style)
-        return out if demodulation is None else out * demodulation[:, :, None, None]
+        return out if demodulation is None else out * demodulation.to(out.dtype)[:, :, None, None]
 
     def convolve(self, x, style):
         """The modulated convolution before demodulation, and the (batch, out) demodulation factors (None if off).
 
         Callers that go on with element-wise work (StyledConv) fold the factors into it instead of a separate pass.
+        The convolution runs in x's dtype; the demodulation factors are computed and returned in the weights' dtype.
         """
         styles = self.modulation(style)
         weight = self.weight[0] * self.scale
+        demodulation = self.demodulation(weight, styles) if self.demodulate else None
         if weight.shape[-1] == 1 and not self.upsample:
             # 1x1 (ToRGB): modulating the small per-sample kernels beats scaling the wide input.
             kernels = weight[None, :, :, 0, 0] * styles[:, None, :]
-            out = torch.bmm(kernels, x.flatten(2)).view(x.shape[0], -1, *x.shape[2:])
+            out = torch.bmm(kernels.to(x.dtype), x.flatten(2)).view(x.shape[0], -1, *x.shape[2:])
         else:
-            x = x * styles[:, :, None, None]
+            x = x * styles.to(x.dtype)[:, :, None, None]
+            weight = weight.to(x.dtype)
             if self.upsample:
                 out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
             else:
                 out = F.conv2d(x, weight, padding=self.padding)
-        return out, (self.demodulation(weight, styles) if self.demodulate else None)
+        return out, demodulation
 
     @staticmethod
     def demodulation(weight, styles):
@@ -284,9 +289,9 @@ class StyledConv(nn.Module):
         out, demodulation = self.conv.convolve(x, style)
         if noise is None:
             noise = out.new_empty(out.shape[0], 1, *out.shape[2:]).normal_()
-        gain = 2**0.5
-        offset = (gain * self.activate.bias).view(1, -1, 1, 1) + (gain * self.noise.weight) * noise
-        out = torch.addcmul(offset, out, gain * demodulation[:, :, None, None])
+        gain, dtype = 2**0.5, out.dtype
+        offset = (gain * self.activate.bias).to(dtype).view(1, -1, 1, 1) + ((gain * self.noise.weight) * noise).to(dtype)
+        out = torch.addcmul(offset, out, (gain * demodulation[:, :, None, None]).to(dtype))
         out = F.leaky_relu(out, 0.2, inplace=True)
         clamp = self.activate.clamp
         return out if clamp is None else out.clamp_(-clamp, clamp)
@@ -302,7 +307,7 @@ class ToRGB(nn.Module):
         self.clamp = clamp
 
     def forward(self, x, style, skip=None):
-        out = self.conv(x, style) + self.bias
+        out = self.conv(x, style).to(self.bias.dtype) + self.bias
         if self.clamp is not None:
             out = out.clamp(-self.clamp, self.clamp)
         return out if skip is None else out + self.upsample(skip)
@@ -443,11 +448,13 @@ class Generator(nn.Module):
         noise: NoiseSpec = "const",
         return_features: bool = False,
         replace_features: dict[int, torch.Tensor] | None = None,
+        dtype: torch.dtype | None = None,
     ):
         """W+ (B, n_latent, D) -> image.
 
         With return_features, also returns {resolution: activation after that resolution's convs}; replace_features
         swaps such activations in before the resolution's ToRGB and the layers above (the official code's feature swap).
+        dtype: the activations' and convolutions' dtype (default: the weights'); the image is in the weights' dtype.
         """
         noise = self.resolve_noise(noise)
         replace_features = replace_features or {}
@@ -459,7 +466,7 @@ class Generator(nn.Module):
                 features[res] = out
             return out
 
-        out = self.conv1(self.input(latent.shape[0]), latent[:, 0], noise=noise[0])
+        out = self.conv1(self.input(latent.shape[0]).to(dtype or self.input.input.dtype), latent[:, 0], noise=noise[0])
         out = at_resolution(4, out)
         skip = self.to_rgb1(out, latent[:, 1])
         index = 1
