@@ -22,7 +22,7 @@ def make_generator(seed):
 def test_install_records_entry_and_load_verifies(zoo_home):
     entry = install_model("alpha", make_generator(0), family="alpha", lineage={"transform": "test"})
     stored = tomllib.loads((zoo_home / "registry.toml").read_text())["domains"]["alpha"]
-    assert stored == entry
+    assert stored == entry.to_toml()
     assert entry["file"] == "checkpoints/alpha.safetensors"
     assert (entry["family"], entry["resolution"]) == ("alpha", 8)
     assert load("alpha").info.domain == "alpha"

@@ -105,7 +105,10 @@ def save_model(
     }
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as error:  # safetensors reports a failed write (e.g. a full disk) this way
+            raise ZooError(f"{path}: cannot write the checkpoint ({_first_line(error)}); free disk space and retry") from None
     return sha256_file(path)
 
 

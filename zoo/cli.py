@@ -202,16 +202,22 @@ def pull_command(
 def remove_command(
     name: str = typer.Argument(..., help="An installed model."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    keep_runs: bool = typer.Option(False, "--keep-runs", help="Keep its training run (runs/NAME: snapshots, samples, metrics)."),
 ):
-    """Uninstall a model: its registry entry and its checkpoint file."""
+    """Uninstall a model: its registry entry, its checkpoint file and (unless --keep-runs) its training run."""
     registry = Registry()
     entry = registry.get(check_name(name))
     if entry is None:
         raise ZooError(f"model {name!r} is not installed; see `zoo list --installed`")
-    if not yes and not typer.confirm(f"Remove {name} ({registry.checkpoint_path(entry)})?"):
+    doomed = registry.removal(entry, keep_runs=keep_runs)
+    derived = registry.derived_from(name)
+    if derived:
+        error_console.print(f"note: {', '.join(derived)} {'was' if len(derived) == 1 else 'were'} made from {name} "
+                            "(lineage); they stay installed but cannot be re-made or swapped without it", soft_wrap=True)  # fmt: skip
+    if not yes and not typer.confirm(f"Remove {name} ({', '.join(map(str, doomed))})?"):
         raise typer.Exit(1)
-    registry.remove(name)
-    console.print(f"removed {name}")
+    removed = registry.remove(name, keep_runs=keep_runs)
+    console.print(f"removed {name}: {', '.join(map(str, removed))}")
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):

@@ -59,7 +59,7 @@ def cast(settings: DemoSettings) -> Cast:
     """The installed members of the family, its base (the member trained from scratch) and held-out inputs."""
     installed = Registry().domains()
     specs = registered_domains()
-    members = sorted(name for name, entry in installed.items() if entry.get("family") == settings.family and name in specs)
+    members = sorted(name for name, entry in installed.items() if entry.family == settings.family and name in specs)
     bases = [name for name in members if specs[name].recipe.base is None]
     if len(bases) != 1 or len(members) < 2:
         raise ZooError(

@@ -97,7 +97,7 @@ def choose_models(domains: Sequence[str] | None = None, family: str | None = Non
     if domains:
         return list(dict.fromkeys(domains))
     installed = Registry().domains()
-    return sorted(name for name, entry in installed.items() if family is None or entry.get("family") == family)
+    return sorted(name for name, entry in installed.items() if family is None or entry.family == family)
 
 
 def load_named(name_or_path: str | Path, device: torch.device | str = "cpu") -> NamedGenerator:

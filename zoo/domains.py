@@ -138,20 +138,28 @@ def get_domain(name: str) -> DomainSpec:
     return domains[name]
 
 
+UNREGISTERED = "unregistered file"  # a checkpoint with no registry entry: `zoo import --force` it, or delete it
+
+
 def domain_status(pattern: str | None = None, family: str | None = None, installed_only: bool = False) -> list[dict]:
     """`zoo list`: every declared domain and every installed model, with its state and plugin.
 
-    state is "installed", or the command that installs it: "zoo pull" (published weights), "zoo add-domain"
-    (fine-tune from `base`) or "zoo train-base" (train from scratch).
+    state is "installed", "unregistered file" (checkpoints/NAME.safetensors without a registry entry), or the command
+    that installs it: "zoo pull" (published weights), "zoo add-domain" (fine-tune from `base`) or "zoo train-base"
+    (train from scratch).
     """
     from .plugins import plugin_listing
 
-    installed = Registry().domains()
+    registry = Registry()
+    installed = registry.domains()
+    unregistered = [path.stem for path in registry.unregistered_files(installed)]  # e.g. left by a crash
     versions = {row["name"]: row["version"] for row in plugin_listing()}
     rows = []
     for spec in list_domains(pattern, family):
         if spec.name in installed:
             state = "installed"
+        elif spec.name in unregistered:
+            state = UNREGISTERED
         elif spec.weights:
             state = "zoo pull"
         else:
@@ -160,9 +168,12 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
                      "state": state, "plugin": spec.plugin, "version": versions.get(spec.plugin)})
     declared = {spec.name for spec in list_domains()}
     for name, entry in sorted(installed.items()):
-        if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry["family"]):
-            rows.append({"domain": name, "family": entry["family"], "resolution": entry["resolution"],
-                         "base": entry["lineage"].get("base"), "state": "installed", "plugin": None, "version": None})
+        if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.family):
+            rows.append({"domain": name, "family": entry.family, "resolution": entry.resolution,
+                         "base": entry.lineage.get("base"), "state": "installed", "plugin": None, "version": None})
+    for name in unregistered:
+        if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family is None:
+            rows.append({"domain": name, "family": None, "resolution": None, "base": None, "state": UNREGISTERED, "plugin": None, "version": None})
     return [row for row in rows if not installed_only or row["state"] == "installed"]
 
 

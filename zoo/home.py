@@ -11,6 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import ZooError
+
 SOURCE_TREE_MARKER = 'name = "zoo-stylegan"'
 
 
@@ -25,7 +27,10 @@ def source_tree_root() -> Path | None:
 
 def zoo_home() -> Path:
     if os.environ.get("ZOO_HOME"):
-        return Path(os.environ["ZOO_HOME"]).expanduser().resolve()
+        home = Path(os.environ["ZOO_HOME"]).expanduser().resolve()
+        if home.exists() and not home.is_dir():
+            raise ZooError(f"ZOO_HOME={os.environ['ZOO_HOME']}: {home} is not a folder; point ZOO_HOME at a folder (it is created if missing)")
+        return home
     return source_tree_root() or Path(platformdirs.user_data_dir("zoo", appauthor=False))
 
 

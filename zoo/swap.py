@@ -17,7 +17,7 @@ import torch
 
 from .errors import ZooError
 from .model import Generator, NoiseSpec
-from .registry import install_model, load, resolve
+from .registry import RegistryEntry, install_model, load, resolve
 
 
 def level_resolutions(level: int) -> list[int]:
@@ -76,7 +76,7 @@ def feature_swap(
 
 def install_swapped(
     name: str, target: str, *, base: str | None = None, resolutions: Iterable[int], force: bool = False
-) -> dict:
+) -> RegistryEntry:
     """`zoo swap`: install the weight-swapped model S(target, l) as NAME (base: the target's own base by default)."""
     target_model = load(target)
     base = base or target_model.info.lineage.get("base")

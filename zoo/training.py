@@ -51,10 +51,10 @@ from .data import EpochSampler, PreparedDataset, images_to_float, prepare_datase
 from .devices import pick_device
 from .errors import ZooError
 from .files import atomic_path, atomic_write_bytes, sha256_file
-from .home import recorded_path, zoo_home
+from .home import recorded_path
 from .images import grid, save_image
 from .model import Discriminator, Generator, ModelConfig
-from .registry import Registry, check_name, install_model, resolve
+from .registry import Registry, RegistryEntry, install_model, resolve
 from .sampling import sample
 
 AUGMENT_MODES = ("auto", "ada", "diffaug", "off")
@@ -724,7 +724,7 @@ def load_base(name_or_path: str | Path, device: str | torch.device = "cpu") -> Z
 
 
 def default_run_dir(name: str) -> Path:
-    return zoo_home() / "runs" / check_name(name)
+    return Registry().run_dir(name)
 
 
 def train(
@@ -881,12 +881,10 @@ def check_installable(
     keeps_mapping_of is the family whose mapping the result keeps (the base's under FreezeFC), else None.
     """
     registry = registry or Registry()
-    check_name(name)
     domains = registry.domains()
-    if not force and (name in domains or (registry.home / "checkpoints" / f"{name}.safetensors").exists()):
-        raise ZooError(f"model '{name}' already exists in {registry.home}; pass --force to replace it, or rename")
+    registry.check_free(name, force, domains)
     family = family or keeps_mapping_of or name
-    members = [other for other, entry in domains.items() if entry.get("family") == family and other != name]
+    members = [other for other, entry in domains.items() if entry.family == family and other != name]
     if members and family != keeps_mapping_of:
         raise ZooError(
             f"family '{family}' ({', '.join(sorted(members))}) shares a mapping network this model will not have "
@@ -904,7 +902,7 @@ def install_result(
     registry: Registry | None = None,
     keep_discriminator: bool = True,
     data_license: str | None = None,
-) -> dict:
+) -> RegistryEntry:
     """Install G_ema (and D, for later fine-tuning, unless keep_discriminator is off) as checkpoints/NAME.safetensors
     with its lineage.
 
@@ -950,7 +948,7 @@ def train_and_install(
     registry: Registry | None = None,
     keep_discriminator: bool = True,
     data_license: str | None = None,
-) -> tuple[TrainResult, dict | None]:
+) -> tuple[TrainResult, RegistryEntry | None]:
     """`zoo train-base` / `zoo add-domain` in one call: refuse early, train, install (rank 0); (result, entry)."""
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
     check_installable(name, force=force, family=family, keeps_mapping_of=keeps_mapping_of, registry=registry)

@@ -148,8 +148,8 @@ def family_members(source: str, registry: Registry | None = None) -> list[str]:
     domains = (registry or Registry()).domains()
     if source not in domains:
         raise ZooError(f"model {source!r} is not installed; see `zoo list --installed`")
-    mapping = domains[source]["mapping_sha256"]
-    return sorted(name for name, entry in domains.items() if name != source and entry.get("mapping_sha256") == mapping)
+    mapping = domains[source].mapping_sha256
+    return sorted(name for name, entry in domains.items() if name != source and entry.mapping_sha256 == mapping)
 
 
 def recipe_defaults(target: str) -> Recipe | None:
