@@ -74,7 +74,7 @@ class RegistryEntry:
         return getattr(self, key)
 
     def to_toml(self) -> dict:
-        return _toml_safe({key: getattr(self, key) for key in STORED_KEYS})
+        return {key: getattr(self, key) for key in STORED_KEYS}
 
     @classmethod
     def parse(cls, name: str, table, where: Path) -> RegistryEntry:
@@ -89,13 +89,18 @@ class RegistryEntry:
             problem = (f"lacks {', '.join(missing)}" if missing else
                        f"has {wrong[0]} = {table[wrong[0]]!r}, which should be {STORED_TYPES[wrong[0]].__name__}" if wrong else None)  # fmt: skip
         if problem:
-            raise ZooError(f"{where}: entry [domains.{name!r}] {problem}; correct it by hand, or delete that table and "
+            raise ZooError(f"{where}: entry {_table(name)} {problem}; correct it by hand, or delete that table and "
                            "re-install the model")  # fmt: skip
         return cls(name=name, **{key: table[key] for key in STORED_KEYS})
 
 
 STORED_TYPES = {key: kind for key, kind in get_type_hints(RegistryEntry).items() if key != "name"}
 STORED_KEYS = tuple(STORED_TYPES)
+
+
+def _table(name: str) -> str:
+    """How registry.toml spells the entry's table header (a name that is not a bare key is quoted)."""
+    return f"[domains.{name if NAME_PATTERN.match(name) else json.dumps(name)}]"
 
 
 def _has_type(value, kind: type) -> bool:
@@ -261,7 +266,7 @@ class Registry:
             inside = False
         if not inside:
             raise ZooError(
-                f"{self.path}: entry [domains.{entry.name}] has file = {entry.file!r}, which is not inside {folder}; "
+                f"{self.path}: entry {_table(entry.name)} has file = {entry.file!r}, which is not inside {folder}; "
                 f"set it to '{CHECKPOINTS}/{entry.name}.safetensors' or delete the entry"
             )
         return path
@@ -371,7 +376,7 @@ def install_model(
         entry = RegistryEntry(
             name=name, file=f"{CHECKPOINTS}/{destination.name}", sha256=UNKNOWN_SHA256, family=family,
             resolution=generator.config.size, mapping_sha256=mapping,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), lineage=_toml_safe(lineage),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), lineage=lineage,
         )  # fmt: skip
         registry.serialise({**edit.domains, name: entry})  # a lineage TOML cannot hold fails here, before any write
         sha256 = save_model(edit.stage(destination), generator, domain=name, family=family, lineage=lineage,
@@ -381,8 +386,10 @@ def install_model(
 
 
 def _toml_round_trip(document: dict) -> tuple[bytes, str | None]:
-    """(the TOML bytes, None) when `document` is written and read back unchanged, else (b"", what went wrong)."""
+    """(the TOML bytes, None) when `document` (None values dropped) is written and read back unchanged, else
+    (b"", what went wrong)."""
     try:
+        document = _toml_safe(document)
         text = tomli_w.dumps(document)
         same = json.dumps(tomllib.loads(text), sort_keys=True) == json.dumps(document, sort_keys=True)
         return (text.encode("utf-8"), None) if same else (b"", "it does not read back as written")
