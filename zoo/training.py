@@ -54,7 +54,7 @@ from .files import atomic_path, atomic_write_bytes, sha256_file
 from .home import recorded_path
 from .images import grid, save_image
 from .model import Discriminator, Generator, ModelConfig
-from .registry import Registry, RegistryEntry, install_model, resolve
+from .registry import Registry, RegistryEntry, check_declared_domain, install_model, resolve
 from .sampling import sample
 
 AUGMENT_MODES = ("auto", "ada", "diffaug", "off")
@@ -873,17 +873,21 @@ def check_installable(
     force: bool = False,
     family: str | None = None,
     keeps_mapping_of: str | None = None,
+    resolution: int | None = None,
     registry: Registry | None = None,
 ) -> None:
     """Refuse before training what installing would refuse after it.
 
-    That is an existing model without force, or a family whose mapping network the result will not have.
-    keeps_mapping_of is the family whose mapping the result keeps (the base's under FreezeFC), else None.
+    That is an existing model without force, a family whose mapping network the result will not have, or a name a
+    plugin declares for another family or resolution. keeps_mapping_of is the family whose mapping the result keeps
+    (the base's under FreezeFC), else None.
     """
     registry = registry or Registry()
     domains = registry.domains()
     registry.check_free(name, force, domains)
     family = family or keeps_mapping_of or name
+    if resolution is not None:
+        check_declared_domain(name, family, resolution, force)
     members = [other for other, entry in domains.items() if entry.family == family and other != name]
     if members and family != keeps_mapping_of:
         raise ZooError(
@@ -951,7 +955,9 @@ def train_and_install(
 ) -> tuple[TrainResult, RegistryEntry | None]:
     """`zoo train-base` / `zoo add-domain` in one call: refuse early, train, install (rank 0); (result, entry)."""
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
-    check_installable(name, force=force, family=family, keeps_mapping_of=keeps_mapping_of, registry=registry)
+    resolution = model_config.size if model_config is not None else base.info.config.size if base is not None else None
+    check_installable(name, force=force, family=family, keeps_mapping_of=keeps_mapping_of, resolution=resolution,
+                      registry=registry)  # fmt: skip
     result = train(
         config, data_root, run_dir or default_run_dir(name), model_config=model_config, base=base, resume=resume, include=include,
         device=device, progress=progress,
