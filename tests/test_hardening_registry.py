@@ -229,6 +229,15 @@ def test_a_killed_install_is_undone_or_completed_by_the_next_command(zoo_home, m
     assert leftovers(zoo_home) == [] and Registry().unregistered_files() == []
 
 
+def test_a_journal_naming_paths_outside_checkpoints_is_refused(zoo_home, victim):
+    install_model("alpha", make_generator(), family="alpha", lineage={})
+    journal = {"registry": "", "renames": [[str(victim), "../../elsewhere.txt"]]}
+    (zoo_home / "registry.toml.journal").write_text(json.dumps(journal))
+    with pytest.raises(ZooError, match=r"registry.toml.journal: unreadable \(.*is not a file name in checkpoints/\); delete it"):
+        Registry().remove("alpha")
+    assert victim.read_text() == "precious" and Registry().get("alpha") is not None
+
+
 def test_stale_temporary_files_are_removed_under_the_lock(zoo_home):
     (zoo_home / "checkpoints").mkdir(parents=True)
     stale = [zoo_home / "checkpoints" / ".alpha.safetensors.k1llED.tmp", zoo_home / ".registry.toml.x9.tmp"]

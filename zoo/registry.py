@@ -191,7 +191,7 @@ class Registry:
     def _commit(self, edit: RegistryEdit) -> None:
         document = self.serialise(edit.domains)
         if edit.staged:
-            journal = {"registry": document.decode("utf-8"), "renames": [[str(tmp), str(dest)] for dest, tmp in edit.staged.items()]}
+            journal = {"registry": document.decode("utf-8"), "renames": [[tmp.name, dest.name] for dest, tmp in edit.staged.items()]}
             atomic_write_bytes(self.journal, json.dumps(journal).encode("utf-8"))
             backups = {}
             try:
@@ -229,9 +229,9 @@ class Registry:
         if self.journal.exists():
             try:
                 journal = json.loads(self.journal.read_text(encoding="utf-8"))
-                renames = [(Path(tmp), Path(dest)) for tmp, dest in journal["renames"]]
+                renames = [(self._checkpoint_named(tmp), self._checkpoint_named(dest)) for tmp, dest in journal["renames"]]
                 document = journal["registry"].encode("utf-8")
-            except (ValueError, KeyError, TypeError) as error:
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
                 raise ZooError(f"{self.journal}: unreadable ({_first_line(error)}); delete it (an interrupted install is then lost)") from None
             if any(not tmp.exists() for tmp, _ in renames):  # the rename had begun: complete the install
                 for tmp, dest in renames:
@@ -241,6 +241,12 @@ class Registry:
             self.journal.unlink()
         remove_stale_temps(self.home / CHECKPOINTS)
         remove_stale_temps(self.home, self.path.name)
+
+    def _checkpoint_named(self, name: str) -> Path:
+        """checkpoints/NAME for a bare file name from the journal (which is as editable as registry.toml)."""
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"{name!r} is not a file name in {CHECKPOINTS}/")
+        return self.home / CHECKPOINTS / name
 
     def remove(self, name: str, *, keep_runs: bool = False) -> list[Path]:
         """Drop the entry, delete its checkpoint and (unless keep_runs) its training run; returns what was deleted."""
