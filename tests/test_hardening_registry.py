@@ -84,6 +84,7 @@ def test_remove_load_and_info_never_touch_a_file_outside_checkpoints(zoo_home, v
         with pytest.raises(ZooError, match=r"registry.toml: entry \[domains.alpha\] has file = .* not inside .*checkpoints"):
             attempt()
     assert victim.read_text() == "precious" and "alpha" in Registry().domains()
+    assert [row["state"] for row in domain_status("alpha")] == ["installed"]  # `zoo list` still works
     if how == "dotdot":
         one_line_error(zoo("remove", "alpha", "-y"), "registry.toml", "alpha", "checkpoints/alpha.safetensors")
         assert victim.read_text() == "precious"
@@ -236,6 +237,19 @@ def test_a_journal_naming_paths_outside_checkpoints_is_refused(zoo_home, victim)
     with pytest.raises(ZooError, match=r"registry.toml.journal: unreadable \(.*is not a file name in checkpoints/\); delete it"):
         Registry().remove("alpha")
     assert victim.read_text() == "precious" and Registry().get("alpha") is not None
+
+
+def test_a_held_lock_times_out_with_a_clear_error(zoo_home, monkeypatch):
+    import filelock
+
+    import zoo.registry
+
+    install_model("alpha", make_generator(), family="alpha", lineage={})
+    monkeypatch.setattr(zoo.registry, "LOCK_TIMEOUT_SECONDS", 0.2)
+    with filelock.FileLock(str(zoo_home / "registry.toml.lock")):
+        with pytest.raises(ZooError, match=r"registry.toml.lock: locked by another zoo command for 0.2s; retry when it ends"):
+            Registry().remove("alpha")
+    assert Registry().get("alpha") is not None
 
 
 def test_stale_temporary_files_are_removed_under_the_lock(zoo_home):

@@ -152,7 +152,7 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
 
     registry = Registry()
     installed = registry.domains()
-    unregistered = [path.stem for path in registry.unregistered_files(installed)]  # e.g. left by a crash
+    unregistered = [path.stem for path in registry.unregistered_files(installed) if path.stem not in installed]  # e.g. left by a crash
     versions = {row["name"]: row["version"] for row in plugin_listing()}
     rows = []
     for spec in list_domains(pattern, family):

@@ -264,13 +264,9 @@ class Registry:
 
     def checkpoint_path(self, entry: RegistryEntry) -> Path:
         """Where the entry's checkpoint is; refused unless inside <home>/checkpoints/ once symlinks are resolved."""
-        folder = (self.home / CHECKPOINTS).resolve()
+        folder = os.path.realpath(self.home / CHECKPOINTS)
         path = self.home / entry.file
-        try:
-            inside = path.resolve().parent == folder
-        except (OSError, RuntimeError):  # a symlink loop
-            inside = False
-        if not inside:
+        if os.path.dirname(os.path.realpath(path)) != folder:
             raise ZooError(
                 f"{self.path}: entry {_table(entry.name)} has file = {entry.file!r}, which is not inside {folder}; "
                 f"set it to '{CHECKPOINTS}/{entry.name}.safetensors' or delete the entry"
@@ -288,9 +284,9 @@ class Registry:
     def unregistered_files(self, domains: dict[str, RegistryEntry] | None = None) -> list[Path]:
         """Checkpoints in checkpoints/ that no entry names (e.g. left by a crash, or copied in by hand)."""
         domains = self.domains() if domains is None else domains
-        registered = {(self.home / entry.file).resolve() for entry in domains.values()}
+        registered = {os.path.realpath(self.home / entry.file) for entry in domains.values()}
         folder = self.home / CHECKPOINTS
-        return sorted(path for path in folder.glob("*.safetensors") if path.resolve() not in registered)
+        return sorted(path for path in folder.glob("*.safetensors") if os.path.realpath(path) not in registered)
 
     def check_free(self, name: str, force: bool, domains: dict | None = None) -> None:
         """Refuse to replace an installed model (or a stray file in its place) unless `force`."""
