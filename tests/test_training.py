@@ -132,7 +132,7 @@ def test_freeze_fc_keeps_the_base_mapping_bit_identical(images, tmp_path, base):
         assert not torch.equal(state["convs.0.conv.weight"], base_state["convs.0.conv.weight"])  # the rest trains
     assert torch.equal(result.generator.latent_avg, base.generator.latent_avg)  # the same W, the same centre
 
-    entry = train_and_install("cartoon", recipe(freeze_fc=True), images, base=base, run_dir=tmp_path / "run2")[1]
+    entry = train_and_install("toon", recipe(freeze_fc=True), images, base=base, run_dir=tmp_path / "run2")[1]
     assert entry["family"] == "faces" and entry["mapping_sha256"] == base.info.mapping_sha256
     assert entry["lineage"]["transform"] == "fine-tune" and entry["lineage"]["base"] == "base"
     assert entry["lineage"]["base_sha256"] == Registry().get("base")["sha256"]
