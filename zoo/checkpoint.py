@@ -117,13 +117,16 @@ def read_info(path: str | Path) -> ModelInfo:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            shapes = {name: tuple(piece.get_shape()) for name, piece in slices.items()}
+            dtypes = {name: piece.get_dtype() for name, piece in slices.items()}
     except (SafetensorError, OSError, ValueError) as error:
         raise ZooError(f"{path}: not a readable safetensors file ({_first_line(error)}); re-download or re-export it") from None
     if "zoo.format_version" not in metadata:
         raise ZooError(f"{path}: safetensors file without zoo metadata; bring it in with `zoo import {path} --name NAME`")
     info = _info_from_metadata(path, metadata, shapes)
     _check_shapes(info)
+    _check_dtypes(path, dtypes)
     return info
 
 
@@ -218,6 +221,16 @@ def _check_shapes(info: ModelInfo) -> None:
         else:
             problem = f"unexpected tensor {unexpected[0]} ({len(unexpected)} unexpected in all)"
         raise ZooError(f"{info.path}: tensors do not match the stored config: {problem}; the file is damaged or was edited")
+
+
+def _check_dtypes(path: Path, dtypes: dict[str, str]) -> None:
+    """zoo writes float32 only; another dtype (an int64 tensor, say) means the file was edited or made elsewhere."""
+    for name, dtype in sorted(dtypes.items()):
+        if dtype != "F32":
+            raise ZooError(
+                f"{path}: tensor {name} is {dtype}, but zoo checkpoints hold float32 (F32) tensors only; the file is "
+                "damaged or was edited: re-export it with zoo"
+            )
 
 
 def _first_line(error: BaseException) -> str:

@@ -64,6 +64,9 @@ class ForeignCheckpoint:
     source_format: str
     details: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.details = plain_metadata(self.details)  # what the file says besides its tensors, bounded
+
     def build(self) -> tuple[Generator, Discriminator | None]:
         """The eval-mode modules, the generator carrying `latent_avg` as its truncation centre."""
         generator = build_module(Generator, self.config, self.g_ema)
@@ -610,12 +613,7 @@ def _read_rosinality(path: Path) -> ForeignCheckpoint:
     if "g_ema" in content and content.get("d") is not None:
         discriminator = _float_tensors(content["d"], "d")
         _check_state(discriminator, Discriminator, config, "d")
-    details = {}
-    if "args" in content:
-        args = content["args"]
-        details["args"] = _json_safe(vars(args) if isinstance(args, argparse.Namespace) else args)
-    if "ada_aug_p" in content:
-        details["ada_aug_p"] = _json_safe(content["ada_aug_p"])
+    details = {key: content[key] for key in ("args", "ada_aug_p") if key in content}
     latent_avg = _latent_avg(content.get("latent_avg") if "g_ema" in content else None, config)
     return ForeignCheckpoint(config, g_ema, discriminator, latent_avg, source_format, details)
 
@@ -636,16 +634,16 @@ def _read_ada(path: Path) -> ForeignCheckpoint:
     )
     _check_ada_kwargs(g_kwargs, config)
     _check_state(g_ema, Generator, config, "G_ema")
-    details = {"init_kwargs": _json_safe(g_kwargs)}
+    details = {"init_kwargs": g_kwargs}
     discriminator = None
     if content.get("D") is not None:
         d_tensors, d_kwargs = _ada_network(content["D"], "D")
         _refuse_architecture(d_kwargs, "D", "architecture", "resnet")
         discriminator = _ada_discriminator(d_tensors, config)
         _check_state(discriminator, Discriminator, config, "D")
-        details["discriminator_init_kwargs"] = _json_safe(d_kwargs)
+        details["discriminator_init_kwargs"] = d_kwargs
     if content.get("training_set_kwargs"):
-        details["training_set_kwargs"] = _json_safe(content["training_set_kwargs"])
+        details["training_set_kwargs"] = content["training_set_kwargs"]
     return ForeignCheckpoint(config, g_ema, discriminator, _latent_avg(latent_avg, config), "nvidia-ada-pkl", details)
 
 
@@ -670,7 +668,7 @@ def _read_tf(path: Path) -> ForeignCheckpoint:
     _check_state(g_ema, Generator, config, "Gs")
     discriminator = _tf_discriminator(_tf_variables(tf_d, "D"), config)
     _check_state(discriminator, Discriminator, config, "D")
-    details = {"static_kwargs": _json_safe(kwargs)}
+    details = {"static_kwargs": kwargs}
     return ForeignCheckpoint(config, g_ema, discriminator, _latent_avg(latent_avg, config), "nvidia-tf-pkl", details)
 
 
@@ -1103,17 +1101,81 @@ def _latent_avg(value, config: ModelConfig) -> torch.Tensor | None:
     return value.detach().to("cpu", torch.float32, copy=True).reshape(-1)
 
 
-def _json_safe(value):
-    """Plain JSON data (str keys; lists for tuples and sets; Python numbers for numpy and torch scalars)."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (np.generic, np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return f"<{type(value).__name__}>"
+# What plain_metadata keeps of one value (see docs/formats.md, "Metadata from imported files").
+METADATA_MAX_NODES = 2000
+METADATA_MAX_DEPTH = 12
+METADATA_MAX_STRING = 1000
+METADATA_MAX_CHARS = 100_000
+METADATA_MAX_ARRAY = 64
+TRUNCATED = "…(truncated by zoo)"
+
+
+def plain_metadata(value):
+    """A bounded, plain-JSON copy of metadata read from a file (rosinality args, NVIDIA kwargs, a source's lineage).
+
+    Dicts get str keys; tuples and sets become lists; numpy and torch scalars and small arrays become Python numbers
+    and lists; anything else becomes "<TypeName>". The copy holds at most METADATA_MAX_NODES values, nests at most
+    METADATA_MAX_DEPTH deep, and keeps at most METADATA_MAX_STRING characters per string and METADATA_MAX_CHARS in
+    all; past a limit the rest is cut and marked with TRUNCATED, so a file whose metadata repeats one shared list
+    a billion times costs a few kilobytes, never the registry's size or `zoo list`'s time.
+    """
+    return _MetadataCopy().copy(value, 0)
+
+
+class _MetadataCopy:
+    def __init__(self):
+        self.nodes_left = METADATA_MAX_NODES
+        self.chars_left = METADATA_MAX_CHARS
+
+    def copy(self, value, depth: int):
+        self.nodes_left -= 1
+        if isinstance(value, argparse.Namespace):
+            value = vars(value)
+        if isinstance(value, (np.ndarray, np.generic, torch.Tensor)):
+            shape = list(value.shape)
+            if math.prod(shape) > METADATA_MAX_ARRAY:
+                return f"<{type(value).__name__} of shape {shape}>"
+            value = value.tolist()
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value if abs(value) < 2**63 else f"<int of {value.bit_length()} bits>"
+        if isinstance(value, float):
+            return value if math.isfinite(value) else repr(value)
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, (dict, list, tuple, set, frozenset)):
+            return self.container(value, depth)
+        return f"<{type(value).__name__}>"
+
+    def text(self, value: str) -> str:
+        kept = value[: max(0, min(METADATA_MAX_STRING, self.chars_left))]
+        self.chars_left -= len(kept)
+        return kept if len(kept) == len(value) else kept + TRUNCATED
+
+    def key(self, key) -> str:
+        if isinstance(key, str):
+            return self.text(key)
+        return str(key) if key is None or isinstance(key, (bool, int, float)) and abs(key) < 2**63 else f"<{type(key).__name__}>"
+
+    def container(self, value, depth: int):
+        is_dict = isinstance(value, dict)
+        if depth >= METADATA_MAX_DEPTH:
+            return TRUNCATED
+        copied = {} if is_dict else []
+        for count, item in enumerate(value.items() if is_dict else value):
+            if self.nodes_left <= 0 or self.chars_left <= 0:
+                left = f"{len(value) - count} more {'entries' if is_dict else 'items'}{TRUNCATED}"
+                if is_dict:
+                    copied["…"] = left
+                else:
+                    copied.append(left)
+                break
+            if is_dict:
+                copied[self.key(item[0])] = self.copy(item[1], depth + 1)
+            else:
+                copied.append(self.copy(item, depth + 1))
+        return copied
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1147,13 +1209,30 @@ def import_checkpoint(
         checkpoint = read_checkpoint(path, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
         generator, discriminator = checkpoint.build()
         lineage = {"source_format": checkpoint.source_format, "details": checkpoint.details}
+    with _about(path):
+        _refuse_non_finite(generator, discriminator)
     lineage.update(transform="import", source=source or path.name, source_sha256=sha256_file(path))
     return install_model(
         name,
         generator,
         family=family or name,
-        lineage=lineage,
+        lineage=plain_metadata(lineage),
         discriminator=discriminator,
         force=force,
         registry=registry,
     )
+
+
+def _refuse_non_finite(generator: Generator, discriminator: Discriminator | None) -> None:
+    """NaN or infinite weights (a diverged run, a damaged file) would install fine and sample garbage: refuse them."""
+    tensors = {f"g_ema.{name}": tensor for name, tensor in generator.state_dict().items()}
+    tensors["latent_avg"] = generator.truncation_center()
+    if discriminator is not None:
+        tensors.update({f"d.{name}": tensor for name, tensor in discriminator.state_dict().items()})
+    for name, tensor in tensors.items():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise _Unreadable(
+                f"tensor {name} holds {bad} NaN or infinite values (of {tensor.numel()}); the weights are broken "
+                "(a diverged training run?), so zoo does not install them"
+            )
