@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -124,6 +125,7 @@ def read_info(path: str | Path) -> ModelInfo:
         raise ZooError(f"{path}: not a readable safetensors file ({_first_line(error)}); re-download or re-export it") from None
     if "zoo.format_version" not in metadata:
         raise ZooError(f"{path}: safetensors file without zoo metadata; bring it in with `zoo import {path} --name NAME`")
+    _check_unique_names(path)
     info = _info_from_metadata(path, metadata, shapes)
     _check_shapes(info)
     _check_dtypes(path, dtypes)
@@ -178,10 +180,10 @@ def _info_from_metadata(path: Path, metadata: dict[str, str], shapes: dict) -> M
             raise ZooError(f"{path}: written by a newer zoo (format {version}, this zoo reads {FORMAT_VERSION}); upgrade zoo")
         return ModelInfo(
             path=path,
-            config=ModelConfig.from_dict(json.loads(metadata["zoo.config"])),
+            config=ModelConfig.from_dict(_json_object(metadata, "zoo.config")),
             domain=metadata["zoo.domain"],
             family=metadata["zoo.family"],
-            lineage=json.loads(metadata["zoo.lineage"]),
+            lineage=_json_object(metadata, "zoo.lineage"),
             mapping_sha256=metadata["zoo.mapping_sha256"],
             has_discriminator=any(name.startswith(DISCRIMINATOR_PREFIX) for name in shapes),
             zoo_version=metadata.get("zoo.version", "unknown"),
@@ -191,8 +193,33 @@ def _info_from_metadata(path: Path, metadata: dict[str, str], shapes: dict) -> M
         )
     except ZooError:
         raise
-    except (KeyError, ValueError, TypeError) as error:
-        raise ZooError(f"{path}: damaged zoo metadata ({type(error).__name__}: {error}); re-export the model") from None
+    except (KeyError, ValueError, TypeError, RecursionError) as error:
+        raise ZooError(f"{path}: damaged zoo metadata ({type(error).__name__}: {_first_line(error)[:200]}); re-export the model") from None
+
+
+def _json_object(metadata: dict[str, str], key: str) -> dict:
+    """A metadata entry that holds a JSON object (a deeply nested one raises RecursionError, reported as damage)."""
+    value = json.loads(metadata[key])
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _check_unique_names(path: Path) -> None:
+    """safetensors keeps the last of two tensors of one name; a header naming one twice is damaged or hostile.
+
+    Called after safe_open accepted the file, so the header's length is sound and its JSON well-formed.
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(int.from_bytes(handle.read(8), "little"))
+
+    def unique(pairs):
+        repeated = sorted(name for name, count in Counter(name for name, _ in pairs).items() if count > 1)
+        if repeated:
+            raise ZooError(f"{path}: its header names {repeated[0]!r} twice; the file is damaged or was edited: re-export it")
+        return dict(pairs)
+
+    json.loads(header, object_pairs_hook=unique)
 
 
 def expected_shapes(config: ModelConfig, with_discriminator: bool) -> dict[str, tuple[int, ...]]:
