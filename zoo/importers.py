@@ -17,6 +17,7 @@ import io
 import math
 import pickle
 import re
+import struct
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -215,11 +216,18 @@ _STORAGE_TYPES = {
 }
 
 
-def _empty_storage(dtype: torch.dtype, numel, budget: _TensorBudget) -> _Storage:
-    """An unfilled storage of `numel` elements, once the file is known to hold that many bytes."""
+def _declared_bytes(dtype: torch.dtype, numel, budget: _TensorBudget) -> int:
+    """The bytes of a storage of `numel` elements, taken from the file's budget (so they exist in the file)."""
     if type(numel) is not int or numel < 0:
         raise _Unreadable(f"a storage in the file declares {numel!r} elements")
-    budget.take_storage(numel * _element_size(dtype))
+    nbytes = numel * _element_size(dtype)
+    budget.take_storage(nbytes)
+    return nbytes
+
+
+def _empty_storage(dtype: torch.dtype, numel, budget: _TensorBudget) -> _Storage:
+    """An unfilled storage of `numel` elements, once the file is known to hold that many bytes."""
+    _declared_bytes(dtype, numel, budget)
     return _Storage(torch.empty(numel, dtype=dtype))
 
 
@@ -444,22 +452,40 @@ def _read_torch_file(path: Path, zipped: bool):
         storage_prefix = pickle_name[: -len("data.pkl")] + "data/"
 
         def load_storage(key: str, dtype: torch.dtype, numel) -> _Storage:
-            storage = _empty_storage(dtype, numel, budget)
+            nbytes = _declared_bytes(dtype, numel, budget)
             try:
                 entry = archive.getinfo(storage_prefix + key)
             except KeyError:
                 raise _Unreadable(f"storage {key} is missing from the archive; the file is damaged") from None
-            if entry.file_size != storage.data.nbytes:
+            if entry.file_size != nbytes or entry.compress_type != zipfile.ZIP_STORED:
                 raise _Unreadable(
-                    f"storage {key} holds {entry.file_size} bytes where its {numel} elements need "
-                    f"{storage.data.nbytes}; the file is damaged"
+                    f"storage {key} holds {entry.file_size} bytes where its {numel} elements need {nbytes} "
+                    "(uncompressed); the file is damaged"
                 )
-            with archive.open(entry) as handle:
-                _fill(storage, handle, f"storage {key}")
-            return storage
+            return _Storage(_mapped(path, _entry_data_offset(archive, entry), nbytes).view(dtype))
 
         with archive.open(pickle_name) as handle:
             return _TorchUnpickler(handle, budget, load_storage).load()
+
+
+def _entry_data_offset(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> int:
+    """Where a stored zip entry's bytes start: after its local header (30 bytes, the name and the extra field)."""
+    archive.fp.seek(entry.header_offset)
+    local_header = archive.fp.read(30)
+    if len(local_header) < 30 or not local_header.startswith(ZIP_MAGIC):
+        raise _Unreadable(f"zip entry {entry.filename} has no local header; the file is damaged")
+    name_length, extra_length = struct.unpack("<HH", local_header[26:30])
+    return entry.header_offset + 30 + name_length + extra_length
+
+
+def _mapped(path: Path, offset: int, nbytes: int) -> torch.Tensor:
+    """The file's bytes [offset, offset + nbytes) as a copy-on-write memory map: storages a reader never converts
+    (a training checkpoint's optimiser states) never enter RAM."""
+    if offset + nbytes > path.stat().st_size:
+        raise _Unreadable("file is truncated (a storage runs past its end); download or copy it again")
+    if nbytes == 0:
+        return torch.empty(0, dtype=torch.uint8)
+    return torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(nbytes,)))
 
 
 def _read_legacy_torch(handle, budget: _TensorBudget):
