@@ -1,11 +1,13 @@
 """Reading other projects' StyleGAN2 files: rosinality `.pt` and NVIDIA stylegan2-ada-pytorch and TensorFlow `.pkl`.
 
-Formats are told apart by content, never by extension. Nothing in a file ever runs: `.pt` files go through
-`torch.load(weights_only=True)`, and pickles through restricted unpicklers that rebuild only tensors and arrays, turn
+Formats are told apart by content, never by extension. Nothing in a file ever runs: `.pt` files (zip and legacy
+`torch.save`) and NVIDIA pickles all go through restricted unpicklers that rebuild only tensors and arrays, turn
 NVIDIA's persistence and Network wrappers into plain state (their embedded source is never exec'd) and refuse every
-global that could run code. Every reader returns the generator (and discriminator) in rosinality's key layout, which
-is zoo's own, with the architecture inferred from the tensor shapes. `docs/formats.md` ("Importers") describes what
-each reader accepts, refuses and allows.
+global that could run code. One tensor-rebuild path checks every storage against the file's bytes and every tensor's
+size, stride and offset against its storage before anything is allocated, so memory stays within a small multiple of
+the file's size; metadata is copied within a fixed budget (`plain_metadata`). Every reader returns the generator (and
+discriminator) in rosinality's key layout, which is zoo's own, with the architecture inferred from the tensor shapes.
+`docs/formats.md` ("Importers") describes what each reader accepts, refuses and allows.
 """
 
 from __future__ import annotations
