@@ -202,6 +202,24 @@ def test_tf_pickle_with_an_absurd_array_shape_is_refused_without_allocating(tmp_
     assert_refused(path, "not a readable TensorFlow StyleGAN2 pickle")
 
 
+def test_kwargs_that_would_take_forever_to_print_or_expand_are_refused_quickly(tmp_path):
+    generator, discriminator = random_networks(TF_CONFIG, seed=2)
+    bomb = nested_shared_list(60)  # repr() of it would never finish
+    cases = {"label_size": "conditional model (label_size=[[[[", "mapping_lrmul": "its mapping_lrmul is [[[[",
+             "resample_kernel": "its resample_kernel [[[["}
+    for key, message in cases.items():
+        path = tmp_path / f"{key}.pkl"
+        path.write_bytes(nvidia_pickles.tf_pickle(generator, discriminator, exec_marker=tmp_path / "exec-marker",
+                                                  static_overrides={key: bomb}))
+        started = time.perf_counter()
+        assert_refused(path, message)
+        assert time.perf_counter() - started < 10
+    path = tmp_path / "long-kernel.pkl"
+    path.write_bytes(nvidia_pickles.tf_pickle(generator, discriminator, exec_marker=tmp_path / "exec-marker",
+                                              static_overrides={"resample_kernel": [1] * 10**6}))
+    assert_refused(path, "its resample_kernel [1, 1, 1")
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Metadata
 

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import functools
 import io
+import json
 import math
 import pickle
 import re
@@ -221,7 +222,7 @@ _STORAGE_TYPES = {
 def _declared_bytes(dtype: torch.dtype, numel, budget: _TensorBudget) -> int:
     """The bytes of a storage of `numel` elements, taken from the file's budget (so they exist in the file)."""
     if type(numel) is not int or numel < 0:
-        raise _Unreadable(f"a storage in the file declares {numel!r} elements")
+        raise _Unreadable(f"a storage in the file declares {_shown(numel)} elements")
     nbytes = numel * _element_size(dtype)
     budget.take_storage(nbytes)
     return nbytes
@@ -312,7 +313,7 @@ def _empty_array(cls, shape, dtype):
     """numpy's pickled-array constructor, always making the empty array numpy itself pickles: the array's real shape
     and data come next from its state, whose bytes are in the file (a pickled shape here could allocate anything)."""
     if cls is not np.ndarray:
-        raise _Unreadable(f"a pickled array of type {getattr(cls, '__name__', cls)!r}, not a numpy ndarray")
+        raise _Unreadable(f"a pickled array of type {_shown(cls)}, not a numpy ndarray")
     return _np_multiarray._reconstruct(np.ndarray, (0,), b"b")
 
 
@@ -690,7 +691,7 @@ def _read_tf(path: Path) -> ForeignCheckpoint:
         )
     _refuse_conditional(kwargs, "label_size")
     _refuse_architecture(kwargs, "Gs", "architecture", "skip")
-    taps = tuple(kwargs.get("resample_kernel") or (1, 3, 3, 1))
+    taps = _resample_taps(kwargs.get("resample_kernel") or (1, 3, 3, 1))
     g_ema, latent_avg = _tf_generator(g_variables, taps)
     config = _infer_config(g_ema, lr_mlp=_number(kwargs, "mapping_lrmul", 0.01), blur_kernel=taps)
     _check_state(g_ema, Generator, config, "Gs")
@@ -921,7 +922,7 @@ def _ada_discriminator(t: _TensorTable, config: ModelConfig) -> dict:
 def _refuse_conditional(kwargs: dict, key: str) -> None:
     classes = _lookup(kwargs, key) or 0
     if classes:
-        raise _Unreadable(f"conditional model ({key}={classes}) is not supported; import an unconditional model")
+        raise _Unreadable(f"conditional model ({key}={_shown(classes)}) is not supported; import an unconditional model")
 
 
 def _refuse_architecture(kwargs: dict, what: str, key: str, supported: str) -> None:
@@ -929,7 +930,7 @@ def _refuse_architecture(kwargs: dict, what: str, key: str, supported: str) -> N
     found = _lookup(kwargs, key) or supported
     if found != supported:
         raise _Unreadable(
-            f"{what} architecture '{found}' is not supported; zoo imports StyleGAN2's default '{supported}'"
+            f"{what} architecture {_shown(found)} is not supported; zoo imports StyleGAN2's default '{supported}'"
         )
 
 
@@ -949,7 +950,7 @@ def _check_ada_kwargs(kwargs: dict, config: ModelConfig) -> None:
     for key, stored, inferred in stored_and_inferred:
         if stored is not None and stored != inferred:
             raise _Unreadable(
-                f"G_ema's init kwargs give {key} = {stored}, but its tensors give {inferred}; "
+                f"G_ema's init kwargs give {key} = {_shown(stored)}, but its tensors give {inferred}; "
                 "the pickle is inconsistent"
             )
 
@@ -966,7 +967,7 @@ def _number(kwargs: dict, dotted: str, default: float | None) -> float | None:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise _Unreadable(f"its {dotted} is {value!r}, not a number")
+        raise _Unreadable(f"its {dotted} is {_shown(value)}, not a number")
     return float(value)
 
 
@@ -1015,6 +1016,14 @@ def _tf_generator(v: _TensorTable, taps: tuple[int, ...]) -> tuple[dict, torch.T
     for i in _numbered(v, r"synthesis/noise(\d+)"):
         g[f"noises.noise_{i}"] = v[f"synthesis/noise{i}"]
     return {name: tensor.contiguous() for name, tensor in g.items()}, v.get("dlatent_avg")
+
+
+def _resample_taps(value) -> tuple[int, ...]:
+    """TF's resample_kernel: a short list of positive integer taps (a long one would make a huge 2-D kernel)."""
+    if not (isinstance(value, (list, tuple)) and 1 <= len(value) <= 16
+            and all(type(tap) is int and 0 < tap < 2**16 for tap in value)):
+        raise _Unreadable(f"its resample_kernel {_shown(value)} is not a short list of positive integer taps")
+    return tuple(value)
 
 
 def _tf_conv(weight: torch.Tensor) -> torch.Tensor:
@@ -1073,7 +1082,7 @@ def _numbered(names, pattern: str, start: int = 0) -> list[int]:
     """The numbers filling `pattern`'s group among `names`, which must run start, start+1, ... without a gap."""
     numbers = sorted(int(match.group(1)) for name in names if (match := re.fullmatch(pattern, name)))
     if numbers != list(range(start, start + len(numbers))):
-        raise _Unreadable(f"layers matching {pattern!r} are numbered {numbers}, with gaps; the file is incomplete")
+        raise _Unreadable(f"layers matching {pattern!r} are numbered {_shown(numbers)}, with gaps; the file is incomplete")
     return numbers
 
 
@@ -1148,6 +1157,12 @@ def plain_metadata(value):
     a billion times costs a few kilobytes, never the registry's size or `zoo list`'s time.
     """
     return _MetadataCopy().copy(value, 0)
+
+
+def _shown(value, width: int = 80) -> str:
+    """A value from a file as a short text for a message (repr of a hostile value could take forever)."""
+    text = json.dumps(plain_metadata(value), ensure_ascii=False)
+    return text if len(text) <= width else text[:width] + "…"
 
 
 class _MetadataCopy:
