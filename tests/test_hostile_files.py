@@ -147,6 +147,14 @@ def test_storages_that_do_not_match_their_declaration(tmp_path):
                    "file is truncated (storage 0 ends early)")
 
 
+def test_a_compressed_data_pickle_that_unpacks_past_the_file_size_is_refused(tmp_path):
+    path = tmp_path / "zip-bomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"g_ema": {}, "padding": bytes(50 * 2**20)}, protocol=2))
+    assert path.stat().st_size < 2**20
+    assert_refused(path, "its archive/data.pkl unpacks to more bytes than the whole file")
+
+
 def test_many_tensors_over_one_storage_exhaust_the_budget_not_memory(tmp_path):
     storage = Storage("0", numel=4096)
     views = {f"w{i}": Tensor(storage, size=(4096,)) for i in range(2000)}  # 8 M elements from a 16 KB storage

@@ -451,7 +451,7 @@ def _read_torch_file(path: Path, zipped: bool):
         with open(path, "rb") as handle:
             return _read_legacy_torch(handle, budget)
     with zipfile.ZipFile(path) as archive:
-        pickle_name = _data_pickle(archive)
+        pickle_name = _data_pickle(archive, budget.file_bytes)
         storage_prefix = pickle_name[: -len("data.pkl")] + "data/"
 
         def load_storage(key: str, dtype: torch.dtype, numel) -> _Storage:
@@ -513,11 +513,14 @@ def _read_legacy_torch(handle, budget: _TensorBudget):
     return content
 
 
-def _data_pickle(archive: zipfile.ZipFile) -> str:
+def _data_pickle(archive: zipfile.ZipFile, file_bytes: int) -> str:
+    """The archive's one data.pkl, which may not unpack to more bytes than the whole archive (a zip bomb)."""
     pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
     if len(pickles) != 1:
         found = "no data.pkl" if not pickles else f"{len(pickles)} data.pkl files"
         raise _Unreadable(f"a zip archive, but not a PyTorch checkpoint ({found} inside)")
+    if archive.getinfo(pickles[0]).file_size > file_bytes:
+        raise _Unreadable(f"its {pickles[0]} unpacks to more bytes than the whole file; the file is damaged or hostile")
     return pickles[0]
 
 
@@ -586,7 +589,7 @@ def _torch_skeleton(path: Path, zipped: bool):
                 for _ in range(3):  # magic number, protocol version, system info
                     _TorchSkeleton(handle).load()
                 return _TorchSkeleton(handle).load()
-        with zipfile.ZipFile(path) as archive, archive.open(_data_pickle(archive)) as handle:
+        with zipfile.ZipFile(path) as archive, archive.open(_data_pickle(archive, path.stat().st_size)) as handle:
             return _TorchSkeleton(handle).load()
 
 
