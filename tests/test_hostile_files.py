@@ -116,6 +116,7 @@ BAD_LAYOUTS = {
     "negative-offset": (Tensor(Storage("0", numel=4), offset=-1, size=(2,)), "negative size, stride or offset"),
     "negative-size": (Tensor(Storage("0", numel=4), size=(-4,)), "negative size, stride or offset"),
     "malformed-size": (Tensor(Storage("0", numel=4), size="4"), "malformed size, stride or offset"),
+    "too-many-dims": (Tensor(Storage("0", numel=4), size=(1,) * 10**5, stride=(1,) * 10**5), "malformed size"),
     "huge-declared-storage": (Tensor(Storage("0", numel=10**12)), "storages declare more bytes than its"),
 }
 

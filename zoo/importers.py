@@ -53,6 +53,7 @@ OTHER_FILE_KINDS = {
     b"<!doctype html": "an HTML page (a failed download?)",
     b"<html": "an HTML page (a failed download?)",
 }
+MAX_TENSOR_DIMS = 8  # StyleGAN2's tensors have at most 5
 # rosinality stores the upsampling blur kernels multiplied by factor**2 = 4; downsampling kernels unscaled.
 UPSAMPLE_GAIN = 4
 
@@ -259,11 +260,14 @@ def _rebuild_tensor(budget: _TensorBudget, storage, storage_offset, size, stride
 def _checked_layout(offset, size, stride, storage_numel: int) -> int:
     """The element count of a tensor whose offset, size and stride lie inside a storage of `storage_numel` elements
     and that holds no more elements than the storage (a zero stride would let a tiny file expand)."""
-    numbers = (offset, *size, *stride) if isinstance(size, tuple) and isinstance(stride, tuple) else (None,)
-    if len(size) != len(stride) or not all(type(n) is int for n in numbers):
+    shaped = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= MAX_TENSOR_DIMS
+    numbers = (offset, *size, *stride) if shaped else (None,)
+    if not all(type(n) is int for n in numbers):
         raise _Unreadable("a tensor in the pickle has a malformed size, stride or offset")
     if min(numbers) < 0:
-        raise _Unreadable(f"a tensor in the pickle has a negative size, stride or offset ({size}, {stride}, {offset})")
+        raise _Unreadable(
+            f"a tensor in the pickle has a negative size, stride or offset ({list(size)}, {list(stride)}, {offset})"
+        )
     elements = math.prod(size)
     if elements == 0:
         return 0
