@@ -372,10 +372,12 @@ def tf_pickle(
     label_size: int = 0,
     progressive: bool = False,
     plant=None,
+    static_overrides: dict | None = None,
 ) -> bytes:
     """A StyleGAN2 TensorFlow snapshot: the tuple (G, D, Gs) of dnnlib Networks.
 
-    `progressive` names the ToRGB layers ToRGB_lod{n} as config-a..d do; `plant` goes into Gs's static kwargs.
+    `progressive` names the ToRGB layers ToRGB_lod{n} as config-a..d do; `plant` goes into Gs's static kwargs;
+    `static_overrides` replaces entries of every network's static kwargs.
     """
     cfg = gs.config
     source = exec_marker_source(exec_marker)
@@ -392,6 +394,7 @@ def tf_pickle(
         fmap_base=16384,
         fmap_max=512,
     )
+    static_kwargs.update(static_overrides or {})
     snapshot_gs = _tf_generator(gs, source, static_kwargs, progressive)
     if plant is not None:
         snapshot_gs.state["static_kwargs"] = {**static_kwargs, "planted": plant}

@@ -80,8 +80,14 @@ def test_list_and_plugins(zoo_home):
     assert "faces" in plugins and "register_domains" in plugins
 
 
+def test_pull_of_unpinned_weights_needs_a_hash_or_an_explicit_opt_out(zoo_home):
+    result = zoo("pull", "cat", check=False, ZOO_OFFLINE="1")
+    assert_user_error(result, "afhqcat.pkl", "--sha256 HEX", "--allow-unpinned")
+    assert not (zoo_home / "downloads").exists()
+
+
 def test_pull_offline_fails_cleanly_with_the_url(zoo_home):
-    result = zoo("pull", "face", check=False, ZOO_OFFLINE="1")
+    result = zoo("pull", "face", "--allow-unpinned", check=False, ZOO_OFFLINE="1")
     assert_user_error(result, "ffhq-res256-mirror-paper256-noaug.pkl", "zoo pull face --file", "zoo import")
     assert not (zoo_home / "checkpoints").exists() or not any((zoo_home / "checkpoints").iterdir())
     assert not any((zoo_home / "downloads").iterdir())

@@ -168,3 +168,50 @@ def test_emoji_split_holds_out_every_tenth_base_with_its_skin_tones():
     assert noto.include is None
     training = [path for path in twemoji.bundled.glob("*.png") if twemoji.include(path)]
     assert len(training) == 930 and not {path.stem for path in training} & held_out
+
+
+def test_a_hook_calling_sys_exit_fails_alone_and_ctrl_c_still_stops(register_inline, fresh_problems):
+    class Exits:
+        @staticmethod
+        @hookimpl
+        def register_domains(register):
+            raise SystemExit(3)
+
+    register_inline(Exits, "exits")
+    with pytest.warns(UserWarning, match="zoo plugin exits: register_domains failed \\(SystemExit: 3\\)"):
+        domains = plugins.registered_domains()
+    assert "face" in domains
+    plugins.pm.unregister(name="exits")
+
+    class Interrupted:
+        @staticmethod
+        @hookimpl
+        def register_domains(register):
+            raise KeyboardInterrupt
+
+    register_inline(Interrupted, "interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        plugins.registered_domains()
+
+
+def test_a_plugin_exiting_on_import_is_reported(fresh_problems, tmp_path, monkeypatch):
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit('bye')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning):
+        plugins._load_one(fake_entry_point("exiting", "exiting_plugin"))
+    assert not plugins.pm.has_plugin("exiting")
+    assert "failed to load (SystemExit: bye)" in {p.plugin: p.message for p in fresh_problems}["exiting"]
+
+
+def test_plugin_listing_calls_every_hook_and_reports_the_failing_ones(register_inline, fresh_problems):
+    class FailsQuietly:
+        @staticmethod
+        @hookimpl
+        def register_metrics(register):
+            raise ValueError("broken metric table")
+
+    register_inline(FailsQuietly, "fails-quietly")
+    with pytest.warns(UserWarning):
+        rows = {row["name"]: row for row in plugins.plugin_listing()}
+    assert rows["fails-quietly"]["problems"] == ["register_metrics failed (ValueError: broken metric table)"]
+    assert rows["faces"]["problems"] == [] and rows["metrics"]["problems"] == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,13 +121,17 @@ def read_info(path: str | Path) -> ModelInfo:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            shapes = {name: tuple(piece.get_shape()) for name, piece in slices.items()}
+            dtypes = {name: piece.get_dtype() for name, piece in slices.items()}
     except (SafetensorError, OSError, ValueError) as error:
         raise ZooError(f"{path}: not a readable safetensors file ({_first_line(error)}); re-download or re-export it") from None
     if "zoo.format_version" not in metadata:
         raise ZooError(f"{path}: safetensors file without zoo metadata; bring it in with `zoo import {path} --name NAME`")
+    _check_unique_names(path)
     info = _info_from_metadata(path, metadata, shapes)
     _check_shapes(info)
+    _check_dtypes(path, dtypes)
     return info
 
 
@@ -178,10 +183,10 @@ def _info_from_metadata(path: Path, metadata: dict[str, str], shapes: dict) -> M
             raise ZooError(f"{path}: written by a newer zoo (format {version}, this zoo reads {FORMAT_VERSION}); upgrade zoo")
         return ModelInfo(
             path=path,
-            config=ModelConfig.from_dict(json.loads(metadata["zoo.config"])),
+            config=ModelConfig.from_dict(_json_object(metadata, "zoo.config")),
             domain=metadata["zoo.domain"],
             family=metadata["zoo.family"],
-            lineage=json.loads(metadata["zoo.lineage"]),
+            lineage=_json_object(metadata, "zoo.lineage"),
             mapping_sha256=metadata["zoo.mapping_sha256"],
             has_discriminator=any(name.startswith(DISCRIMINATOR_PREFIX) for name in shapes),
             zoo_version=metadata.get("zoo.version", "unknown"),
@@ -191,8 +196,33 @@ def _info_from_metadata(path: Path, metadata: dict[str, str], shapes: dict) -> M
         )
     except ZooError:
         raise
-    except (KeyError, ValueError, TypeError) as error:
-        raise ZooError(f"{path}: damaged zoo metadata ({type(error).__name__}: {error}); re-export the model") from None
+    except (KeyError, ValueError, TypeError, RecursionError) as error:
+        raise ZooError(f"{path}: damaged zoo metadata ({type(error).__name__}: {_first_line(error)[:200]}); re-export the model") from None
+
+
+def _json_object(metadata: dict[str, str], key: str) -> dict:
+    """A metadata entry that holds a JSON object (a deeply nested one raises RecursionError, reported as damage)."""
+    value = json.loads(metadata[key])
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _check_unique_names(path: Path) -> None:
+    """safetensors keeps the last of two tensors of one name; a header naming one twice is damaged or hostile.
+
+    Called after safe_open accepted the file, so the header's length is sound and its JSON well-formed.
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(int.from_bytes(handle.read(8), "little"))
+
+    def unique(pairs):
+        repeated = sorted(name for name, count in Counter(name for name, _ in pairs).items() if count > 1)
+        if repeated:
+            raise ZooError(f"{path}: its header names {repeated[0]!r} twice; the file is damaged or was edited: re-export it")
+        return dict(pairs)
+
+    json.loads(header, object_pairs_hook=unique)
 
 
 def expected_shapes(config: ModelConfig, with_discriminator: bool) -> dict[str, tuple[int, ...]]:
@@ -221,6 +251,16 @@ def _check_shapes(info: ModelInfo) -> None:
         else:
             problem = f"unexpected tensor {unexpected[0]} ({len(unexpected)} unexpected in all)"
         raise ZooError(f"{info.path}: tensors do not match the stored config: {problem}; the file is damaged or was edited")
+
+
+def _check_dtypes(path: Path, dtypes: dict[str, str]) -> None:
+    """zoo writes float32 only; another dtype (an int64 tensor, say) means the file was edited or made elsewhere."""
+    for name, dtype in sorted(dtypes.items()):
+        if dtype != "F32":
+            raise ZooError(
+                f"{path}: tensor {name} is {dtype}, but zoo checkpoints hold float32 (F32) tensors only; the file is "
+                "damaged or was edited: re-export it with zoo"
+            )
 
 
 def _first_line(error: BaseException) -> str:

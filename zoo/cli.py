@@ -184,17 +184,22 @@ def pull_command(
     name: str = typer.Argument(..., help="A domain with published weights (see `zoo list`)."),
     file: Optional[Path] = typer.Option(None, "--file", help="Use this local copy of the weights instead of downloading."),
     force: bool = typer.Option(False, "--force", help="Replace the installed model."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="The file's sha256, when the domain's plugin declares none."),
+    allow_unpinned: bool = typer.Option(
+        False, "--allow-unpinned", help="Install weights that no sha256 pins (whatever the URL serves)."
+    ),
 ):
-    """Download a domain's published weights, verify them, import and register them."""
+    """Download a domain's published weights, verify their sha256 and format, import and register them."""
     with progress_bar() as progress:
         tasks = []
         entry = pull(
-            name, file=file, force=force,
+            name, file=file, force=force, sha256=sha256, allow_unpinned=allow_unpinned,
             on_start=lambda total: tasks.append(progress.add_task(f"downloading {name}", total=total)),
             on_chunk=lambda size: progress.advance(tasks[-1], size),
         )
-    if not get_domain(name).weights.sha256:
-        error_console.print(f"note: {name}'s publisher gives no sha256; recorded {entry['lineage']['source_sha256'][:16]}… for later checks")
+    if not (get_domain(name).weights.sha256 or sha256):
+        error_console.print(f"note: installed unpinned weights; recorded sha256 {entry['lineage']['source_sha256']} "
+                            f"(pin it next time with --sha256)")
     console.print(f"installed [bold]{name}[/] -> {entry['file']}  sha256 {entry['sha256'][:16]}…")
 
 

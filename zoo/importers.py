@@ -1,20 +1,26 @@
 """Reading other projects' StyleGAN2 files: rosinality `.pt` and NVIDIA stylegan2-ada-pytorch and TensorFlow `.pkl`.
 
-Formats are told apart by content, never by extension. Nothing in a file ever runs: `.pt` files go through
-`torch.load(weights_only=True)`, and pickles through restricted unpicklers that rebuild only tensors and arrays, turn
+Formats are told apart by content, never by extension. Nothing in a file ever runs: `.pt` files (zip and legacy
+`torch.save`) and NVIDIA pickles all go through restricted unpicklers that rebuild only tensors and arrays, turn
 NVIDIA's persistence and Network wrappers into plain state (their embedded source is never exec'd) and refuse every
-global that could run code. Every reader returns the generator (and discriminator) in rosinality's key layout, which
-is zoo's own, with the architecture inferred from the tensor shapes. `docs/formats.md` ("Importers") describes what
-each reader accepts, refuses and allows.
+global that could run code. One tensor-rebuild path checks every storage against the file's bytes and every tensor's
+size, stride and offset against its storage before anything is allocated, so memory stays within a small multiple of
+the file's size; metadata is copied within a fixed budget (`plain_metadata`). Every reader returns the generator (and
+discriminator) in rosinality's key layout, which is zoo's own, with the architecture inferred from the tensor shapes.
+`docs/formats.md` ("Importers") describes what each reader accepts, refuses and allows.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import json
+import math
 import pickle
 import re
+import struct
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -38,7 +44,8 @@ FORMATS = ("zoo-safetensors", "rosinality-train", "rosinality-convert", "nvidia-
 
 ZIP_MAGIC = b"PK\x03\x04"
 # torch.save's legacy (non-zip) format opens with a pickled magic number.
-LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC_NUMBER.to_bytes(10, "little")
 OTHER_FILE_KINDS = {
     b"\x89PNG\r\n\x1a\n": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
@@ -46,6 +53,7 @@ OTHER_FILE_KINDS = {
     b"<!doctype html": "an HTML page (a failed download?)",
     b"<html": "an HTML page (a failed download?)",
 }
+MAX_TENSOR_DIMS = 8  # StyleGAN2's tensors have at most 5
 # rosinality stores the upsampling blur kernels multiplied by factor**2 = 4; downsampling kernels unscaled.
 UPSAMPLE_GAIN = 4
 
@@ -60,6 +68,9 @@ class ForeignCheckpoint:
     latent_avg: torch.Tensor | None
     source_format: str
     details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.details = plain_metadata(self.details)  # what the file says besides its tensors, bounded
 
     def build(self) -> tuple[Generator, Discriminator | None]:
         """The eval-mode modules, the generator carrying `latent_avg` as its truncation centre."""
@@ -100,12 +111,6 @@ def _decoding(what: str):
 
 def _decoding_problem(what: str, error: Exception) -> str:
     text = str(error)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if refused:
-        return (
-            f"PyTorch's safe loader refused a pickled {refused.group(1)}; zoo reads .pt files with weights_only=True "
-            "and allows only tensors, containers and argparse.Namespace: re-save the checkpoint with plain state dicts"
-        )
     first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     if isinstance(error, zipfile.BadZipFile):
         first_line = "its zip directory, stored at the end, is missing"
@@ -155,23 +160,149 @@ def _persistent_object(meta):
     return meta
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_hooks_and_metadata):
-    """torch's tensor rebuild, without the backward hooks and metadata a file could carry."""
-    if not isinstance(storage, torch.TypedStorage):
+class _TensorBudget:
+    """What one file may make zoo allocate: storages of at most the file's bytes in all (genuine storages are stored
+    in the file), and tensors of at most one element per byte of the file in all.
+
+    A genuine checkpoint never comes near either limit; a hostile one that declares sizes its bytes do not hold, points
+    many tensors at one storage or repeats elements with zero strides is refused before anything is allocated.
+    Together with one float32 copy per tensor, this bounds the memory of an import to a small multiple of the file's
+    size (docs/formats.md, "Memory").
+    """
+
+    def __init__(self, file_bytes: int):
+        self.file_bytes = file_bytes
+        self.storage_bytes_left = file_bytes
+        self.elements_left = file_bytes
+
+    def take_storage(self, nbytes: int) -> None:
+        if nbytes > self.storage_bytes_left:
+            raise _Unreadable(
+                f"file is truncated or built to exhaust memory (its storages declare more bytes than its "
+                f"{self.file_bytes}); download or copy it again"
+            )
+        self.storage_bytes_left -= nbytes
+
+    def take_elements(self, elements: int) -> None:
+        if elements > self.elements_left:
+            raise _Unreadable(
+                f"its tensors hold more elements than the file has bytes ({self.file_bytes}); the file is damaged "
+                "or built to exhaust memory"
+            )
+        self.elements_left -= elements
+
+
+@dataclass
+class _Storage:
+    """A tensor storage read from the file: `data` is a flat tensor over bytes the file really holds."""
+
+    data: torch.Tensor
+
+    @property
+    def numel(self) -> int:
+        return self.data.numel()
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    """What a pickled `torch.FloatStorage` (etc.) global resolves to: only its dtype."""
+
+    dtype: torch.dtype
+
+
+_STORAGE_TYPES = {
+    f"torch.{name}Storage": _StorageType(dtype)
+    for name, dtype in {
+        "Float": torch.float32, "Double": torch.float64, "Half": torch.float16, "BFloat16": torch.bfloat16,
+        "Long": torch.int64, "Int": torch.int32, "Short": torch.int16, "Char": torch.int8, "Byte": torch.uint8,
+        "Bool": torch.bool,
+    }.items()
+}
+
+
+def _declared_bytes(dtype: torch.dtype, numel, budget: _TensorBudget) -> int:
+    """The bytes of a storage of `numel` elements, taken from the file's budget (so they exist in the file)."""
+    if type(numel) is not int or numel < 0:
+        raise _Unreadable(f"a storage in the file declares {_shown(numel)} elements")
+    nbytes = numel * _element_size(dtype)
+    budget.take_storage(nbytes)
+    return nbytes
+
+
+def _empty_storage(dtype: torch.dtype, numel, budget: _TensorBudget) -> _Storage:
+    """An unfilled storage of `numel` elements, once the file is known to hold that many bytes."""
+    _declared_bytes(dtype, numel, budget)
+    return _Storage(torch.empty(numel, dtype=dtype))
+
+
+def _fill(storage: _Storage, handle, what: str) -> None:
+    """Read the storage's bytes from `handle`; fewer bytes than it needs means the file is cut short."""
+    target = storage.data.view(torch.uint8).numpy()
+    if handle.readinto(target) != target.size:
+        raise _Unreadable(f"file is truncated ({what} ends early); download or copy it again")
+
+
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty(0, dtype=dtype).element_size()
+
+
+def _rebuild_tensor(budget: _TensorBudget, storage, storage_offset, size, stride, *_hooks_and_metadata):
+    """torch's tensor rebuild after checking the layout against the storage (without hooks and metadata)."""
+    if not isinstance(storage, _Storage):
         raise _Unreadable("a tensor in the pickle has no real storage")
-    return torch._utils._rebuild_tensor(storage, storage_offset, size, stride)
+    elements = _checked_layout(storage_offset, size, stride, storage.numel)
+    budget.take_elements(elements)
+    if elements == 0:
+        return storage.data.new_zeros(size)
+    return storage.data.as_strided(size, stride, storage_offset)
+
+
+def _checked_layout(offset, size, stride, storage_numel: int) -> int:
+    """The element count of a tensor whose offset, size and stride lie inside a storage of `storage_numel` elements
+    and that holds no more elements than the storage (a zero stride would let a tiny file expand)."""
+    shaped = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= MAX_TENSOR_DIMS
+    numbers = (offset, *size, *stride) if shaped else (None,)
+    if not all(type(n) is int for n in numbers):
+        raise _Unreadable("a tensor in the pickle has a malformed size, stride or offset")
+    if min(numbers) < 0:
+        raise _Unreadable(
+            f"a tensor in the pickle has a negative size, stride or offset ({list(size)}, {list(stride)}, {offset})"
+        )
+    elements = math.prod(size)
+    if elements == 0:
+        return 0
+    last = offset + sum((n - 1) * step for n, step in zip(size, stride))
+    if last >= storage_numel:
+        raise _Unreadable(
+            f"a tensor of size {list(size)} reaches element {last} of a storage of {storage_numel}; the file is damaged"
+        )
+    if elements > storage_numel:
+        raise _Unreadable(
+            f"a tensor of size {list(size)} and stride {list(stride)} repeats the {storage_numel} elements of its "
+            "storage; zoo refuses expanded tensors, which let a small file fill memory"
+        )
+    return elements
 
 
 def _rebuild_parameter(data, *_requires_grad_hooks_and_state):
     return data
 
 
-def _load_storage(data):
-    """ada pickles embed each storage as the bytes of a legacy-format torch.save, read here by torch's safe loader."""
-    storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(storage, torch.TypedStorage):
+def _load_storage(budget: _TensorBudget, data):
+    """ada pickles embed each storage as the bytes of a legacy-format torch.save, read by zoo's own torch reader."""
+    if not isinstance(data, bytes):
+        raise _Unreadable("an embedded storage in the pickle is not bytes")
+    storage = _read_legacy_torch(io.BytesIO(data), budget)
+    if not isinstance(storage, _Storage):
         raise _Unreadable("an embedded storage in the pickle is not a tensor storage")
     return storage
+
+
+def _encode_latin1(text, encoding="latin1"):
+    """Protocol-2 pickles spell bytes as _codecs.encode(text, 'latin1'); no other codec is let run."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise _Unreadable("a pickled _codecs.encode call that is not a latin1 bytes literal")
+    return text.encode("latin1")
 
 
 _CONTAINERS = {"collections.OrderedDict": OrderedDict, "builtins.set": set, "builtins.frozenset": frozenset}
@@ -180,9 +311,19 @@ _NUMPY_SCALARS = {
     "numpy.core.multiarray.scalar": _np_multiarray.scalar,
     "numpy.dtype": np.dtype,
 }
+
+
+def _empty_array(cls, shape, dtype):
+    """numpy's pickled-array constructor, always making the empty array numpy itself pickles: the array's real shape
+    and data come next from its state, whose bytes are in the file (a pickled shape here could allocate anything)."""
+    if cls is not np.ndarray:
+        raise _Unreadable(f"a pickled array of type {_shown(cls)}, not a numpy ndarray")
+    return _np_multiarray._reconstruct(np.ndarray, (0,), b"b")
+
+
 _NUMPY_ARRAYS = {
-    "numpy._core.multiarray._reconstruct": _np_multiarray._reconstruct,
-    "numpy.core.multiarray._reconstruct": _np_multiarray._reconstruct,
+    "numpy._core.multiarray._reconstruct": _empty_array,
+    "numpy.core.multiarray._reconstruct": _empty_array,
     "numpy.ndarray": np.ndarray,
 }
 _NVIDIA_MARKERS = {
@@ -192,15 +333,23 @@ _NVIDIA_MARKERS = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only `allowed` globals, stubs other globals of `inert_roots`, and refuses the rest."""
+    """An unpickler that resolves only `allowed` globals (and `budgeted` ones, which receive the file's tensor budget
+    first), stubs other globals of `inert_roots`, and refuses the rest."""
 
     allowed: dict[str, object] = {}
+    budgeted: dict[str, object] = {}
     inert_roots: tuple[str, ...] = ()
+
+    def __init__(self, file, budget: _TensorBudget | None = None):
+        super().__init__(file)
+        self.budget = budget
 
     def find_class(self, module, name):
         qualified = f"{module}.{name}"
         if qualified in self.allowed:
             return self.allowed[qualified]
+        if qualified in self.budgeted:
+            return functools.partial(self.budgeted[qualified], self.budget)
         if module.split(".")[0] in self.inert_roots:
             return _Inert
         raise _Unreadable(
@@ -209,17 +358,21 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
 
+_TENSOR_REBUILDS = {
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+}
+
+
 class _AdaUnpickler(_RestrictedUnpickler):
     allowed = {
         **_CONTAINERS,
+        **_TENSOR_REBUILDS,
         "torch_utils.persistence._reconstruct_persistent_obj": _persistent_object,
-        "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
-        "torch._utils._rebuild_parameter": _rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
-        "torch.storage._load_from_bytes": _load_storage,
         "dnnlib.util.EasyDict": dict,
         **_NUMPY_SCALARS,
     }
+    budgeted = {"torch._utils._rebuild_tensor_v2": _rebuild_tensor, "torch.storage._load_from_bytes": _load_storage}
     inert_roots = ("torch_utils", "dnnlib", "training", "torch", "numpy")
 
 
@@ -234,10 +387,45 @@ class _TfUnpickler(_RestrictedUnpickler):
     inert_roots = ("dnnlib",)
 
 
+class _TorchUnpickler(_RestrictedUnpickler):
+    """torch.save's pickle: containers, argparse.Namespace and tensors, whose storages `load_storage(key, dtype,
+    numel)` provides (read from the zip archive, or allocated for the legacy format to fill after the pickle)."""
+
+    allowed = {
+        **_CONTAINERS,
+        **_TENSOR_REBUILDS,
+        **_STORAGE_TYPES,
+        "argparse.Namespace": argparse.Namespace,
+        "_codecs.encode": _encode_latin1,
+    }
+    budgeted = {"torch._utils._rebuild_tensor_v2": _rebuild_tensor}
+
+    def __init__(self, file, budget: _TensorBudget, load_storage):
+        super().__init__(file, budget)
+        self.load_storage = load_storage
+        self.storages: dict[str, _Storage] = {}
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)):
+            raise _Unreadable("a persistent reference in the pickle is not a tensor storage")
+        _, storage_type, key, _location, numel, *view = pid
+        if view and view[0] is not None:
+            raise _Unreadable("it holds a storage view (written by PyTorch before 1.0), which zoo does not read")
+        if key not in self.storages:
+            self.storages[key] = self.load_storage(key, storage_type.dtype, numel)
+        storage = self.storages[key]
+        if storage.data.dtype != storage_type.dtype or storage.numel != numel:
+            raise _Unreadable(f"storage {key} is declared twice, with different types or sizes; the file is damaged")
+        return storage
+
+
 class _FormatProbe(_RestrictedUnpickler):
     """Reads a pickle with everything stubbed until the first global that only one NVIDIA format uses."""
 
-    allowed = {name: _Inert for name in {**_AdaUnpickler.allowed, **_TfUnpickler.allowed}}
+    allowed = {
+        name: _Inert for name in {**_AdaUnpickler.allowed, **_AdaUnpickler.budgeted, **_TfUnpickler.allowed}
+    }
     inert_roots = _AdaUnpickler.inert_roots
 
     def find_class(self, module, name):
@@ -250,10 +438,94 @@ class _TorchSkeleton(_RestrictedUnpickler):
     """Reads a torch.save pickle with every tensor stubbed and no storage read: its structure, cheaply and safely."""
 
     allowed = {**_CONTAINERS, "argparse.Namespace": _Inert}
-    inert_roots = ("torch", "numpy")
+    inert_roots = ("torch", "numpy", "_codecs")
 
     def persistent_load(self, pid):
         return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# torch.save files, read without torch.load
+
+
+def _read_torch_file(path: Path, zipped: bool):
+    """The object tree of a torch.save file (zip or legacy format), its tensors checked against the file's bytes."""
+    budget = _TensorBudget(path.stat().st_size)
+    if not zipped:
+        with open(path, "rb") as handle:
+            return _read_legacy_torch(handle, budget)
+    with zipfile.ZipFile(path) as archive:
+        pickle_name = _data_pickle(archive, budget.file_bytes)
+        storage_prefix = pickle_name[: -len("data.pkl")] + "data/"
+
+        def load_storage(key: str, dtype: torch.dtype, numel) -> _Storage:
+            nbytes = _declared_bytes(dtype, numel, budget)
+            try:
+                entry = archive.getinfo(storage_prefix + key)
+            except KeyError:
+                raise _Unreadable(f"storage {key} is missing from the archive; the file is damaged") from None
+            if entry.file_size != nbytes or entry.compress_type != zipfile.ZIP_STORED:
+                raise _Unreadable(
+                    f"storage {key} holds {entry.file_size} bytes where its {numel} elements need {nbytes} "
+                    "(uncompressed); the file is damaged"
+                )
+            return _Storage(_mapped(path, _entry_data_offset(archive, entry), nbytes).view(dtype))
+
+        with archive.open(pickle_name) as handle:
+            return _TorchUnpickler(handle, budget, load_storage).load()
+
+
+def _entry_data_offset(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> int:
+    """Where a stored zip entry's bytes start: after its local header (30 bytes, the name and the extra field)."""
+    archive.fp.seek(entry.header_offset)
+    local_header = archive.fp.read(30)
+    if len(local_header) < 30 or not local_header.startswith(ZIP_MAGIC):
+        raise _Unreadable(f"zip entry {entry.filename} has no local header; the file is damaged")
+    name_length, extra_length = struct.unpack("<HH", local_header[26:30])
+    return entry.header_offset + 30 + name_length + extra_length
+
+
+def _mapped(path: Path, offset: int, nbytes: int) -> torch.Tensor:
+    """The file's bytes [offset, offset + nbytes) as a copy-on-write memory map: storages a reader never converts
+    (a training checkpoint's optimiser states) never enter RAM."""
+    if offset + nbytes > path.stat().st_size:
+        raise _Unreadable("file is truncated (a storage runs past its end); download or copy it again")
+    if nbytes == 0:
+        return torch.empty(0, dtype=torch.uint8)
+    return torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(nbytes,)))
+
+
+def _read_legacy_torch(handle, budget: _TensorBudget):
+    """torch.save's legacy format: magic number, protocol, system info and the object pickle, then the storage keys
+    and each storage's element count and bytes."""
+    header = [_RestrictedUnpickler(handle).load() for _ in range(3)]
+    if header[0] != LEGACY_MAGIC_NUMBER:
+        raise _Unreadable("not a torch.save file (wrong magic number)")
+    unpickler = _TorchUnpickler(handle, budget, lambda key, dtype, numel: _empty_storage(dtype, numel, budget))
+    content = unpickler.load()
+    keys = _RestrictedUnpickler(handle).load()
+    if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(unpickler.storages):
+        raise _Unreadable("its list of storages does not match the tensors in it; the file is damaged")
+    for key in keys:
+        storage = unpickler.storages[key]
+        count = handle.read(8)
+        if len(count) < 8:
+            raise _Unreadable(f"file is truncated (storage {key} is missing); download or copy it again")
+        if int.from_bytes(count, "little", signed=True) != storage.numel:
+            raise _Unreadable(f"storage {key} is stored with a size other than its tensors' ; the file is damaged")
+        _fill(storage, handle, f"storage {key}")
+    return content
+
+
+def _data_pickle(archive: zipfile.ZipFile, file_bytes: int) -> str:
+    """The archive's one data.pkl, which may not unpack to more bytes than the whole archive (a zip bomb)."""
+    pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        found = "no data.pkl" if not pickles else f"{len(pickles)} data.pkl files"
+        raise _Unreadable(f"a zip archive, but not a PyTorch checkpoint ({found} inside)")
+    if archive.getinfo(pickles[0]).file_size > file_bytes:
+        raise _Unreadable(f"its {pickles[0]} unpacks to more bytes than the whole file; the file is damaged or hostile")
+    return pickles[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -321,11 +593,8 @@ def _torch_skeleton(path: Path, zipped: bool):
                 for _ in range(3):  # magic number, protocol version, system info
                     _TorchSkeleton(handle).load()
                 return _TorchSkeleton(handle).load()
-        with zipfile.ZipFile(path) as archive:
-            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
-            if not pickles:
-                raise _Unreadable("a zip archive, but not a PyTorch checkpoint (no data.pkl inside)")
-            return _TorchSkeleton(io.BytesIO(archive.read(pickles[0]))).load()
+        with zipfile.ZipFile(path) as archive, archive.open(_data_pickle(archive, path.stat().st_size)) as handle:
+            return _TorchSkeleton(handle).load()
 
 
 def _rosinality_kind(content) -> str:
@@ -371,8 +640,7 @@ def read_checkpoint(path, *, n_mlp: int | None = None, channel_multiplier: int |
 
 
 def _read_rosinality(path: Path) -> ForeignCheckpoint:
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        content = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    content = _read_torch_file(path, zipped=_read_head(path, 4) == ZIP_MAGIC)
     source_format = _rosinality_kind(content)
     g_ema = _float_tensors(content.get("g_ema", content), "g_ema")
     config = _infer_config(g_ema)
@@ -381,19 +649,14 @@ def _read_rosinality(path: Path) -> ForeignCheckpoint:
     if "g_ema" in content and content.get("d") is not None:
         discriminator = _float_tensors(content["d"], "d")
         _check_state(discriminator, Discriminator, config, "d")
-    details = {}
-    if "args" in content:
-        args = content["args"]
-        details["args"] = _json_safe(vars(args) if isinstance(args, argparse.Namespace) else args)
-    if "ada_aug_p" in content:
-        details["ada_aug_p"] = _json_safe(content["ada_aug_p"])
+    details = {key: content[key] for key in ("args", "ada_aug_p") if key in content}
     latent_avg = _latent_avg(content.get("latent_avg") if "g_ema" in content else None, config)
     return ForeignCheckpoint(config, g_ema, discriminator, latent_avg, source_format, details)
 
 
 def _read_ada(path: Path) -> ForeignCheckpoint:
     with open(path, "rb") as handle:
-        content = _AdaUnpickler(handle).load()
+        content = _AdaUnpickler(handle, _TensorBudget(path.stat().st_size)).load()
     if not isinstance(content, dict) or content.get("G_ema") is None:
         raise _Unreadable("a stylegan2-ada-pytorch pickle without G_ema, so no generator to import")
     g_tensors, g_kwargs = _ada_network(content["G_ema"], "G_ema")
@@ -407,16 +670,16 @@ def _read_ada(path: Path) -> ForeignCheckpoint:
     )
     _check_ada_kwargs(g_kwargs, config)
     _check_state(g_ema, Generator, config, "G_ema")
-    details = {"init_kwargs": _json_safe(g_kwargs)}
+    details = {"init_kwargs": g_kwargs}
     discriminator = None
     if content.get("D") is not None:
         d_tensors, d_kwargs = _ada_network(content["D"], "D")
         _refuse_architecture(d_kwargs, "D", "architecture", "resnet")
         discriminator = _ada_discriminator(d_tensors, config)
         _check_state(discriminator, Discriminator, config, "D")
-        details["discriminator_init_kwargs"] = _json_safe(d_kwargs)
+        details["discriminator_init_kwargs"] = d_kwargs
     if content.get("training_set_kwargs"):
-        details["training_set_kwargs"] = _json_safe(content["training_set_kwargs"])
+        details["training_set_kwargs"] = content["training_set_kwargs"]
     return ForeignCheckpoint(config, g_ema, discriminator, _latent_avg(latent_avg, config), "nvidia-ada-pkl", details)
 
 
@@ -435,13 +698,13 @@ def _read_tf(path: Path) -> ForeignCheckpoint:
         )
     _refuse_conditional(kwargs, "label_size")
     _refuse_architecture(kwargs, "Gs", "architecture", "skip")
-    taps = tuple(kwargs.get("resample_kernel") or (1, 3, 3, 1))
+    taps = _resample_taps(kwargs.get("resample_kernel") or (1, 3, 3, 1))
     g_ema, latent_avg = _tf_generator(g_variables, taps)
     config = _infer_config(g_ema, lr_mlp=_number(kwargs, "mapping_lrmul", 0.01), blur_kernel=taps)
     _check_state(g_ema, Generator, config, "Gs")
     discriminator = _tf_discriminator(_tf_variables(tf_d, "D"), config)
     _check_state(discriminator, Discriminator, config, "D")
-    details = {"static_kwargs": _json_safe(kwargs)}
+    details = {"static_kwargs": kwargs}
     return ForeignCheckpoint(config, g_ema, discriminator, _latent_avg(latent_avg, config), "nvidia-tf-pkl", details)
 
 
@@ -586,21 +849,19 @@ def _module_state(obj, what: str) -> dict:
     raise _Unreadable(f"{what} is not a pickled network (found {type(obj).__name__})")
 
 
-def _collect_tensors(state: dict, prefix: str, out: _TensorTable, what: str, depth: int = 0) -> None:
-    if depth > 16:
-        raise _Unreadable(f"{what} nests modules implausibly deep (or in a cycle)")
+def _collect_tensors(state: dict, prefix: str, out: _TensorTable, what: str, seen: set | None = None) -> None:
+    seen = set() if seen is None else seen
+    if id(state) in seen or len(seen) > 1024:
+        raise _Unreadable(f"{what} holds one module in several places (or in a cycle); it is not a plain network")
+    seen.add(id(state))
     transient = state.get("_non_persistent_buffers_set")
     transient = transient if isinstance(transient, (set, frozenset)) else set()
     buffers = {name: tensor for name, tensor in _dict_entry(state, "_buffers").items() if name not in transient}
-    for name, tensor in {**_dict_entry(state, "_parameters"), **buffers}.items():
-        if tensor is None:
-            continue
-        if not isinstance(tensor, torch.Tensor):
-            raise _Unreadable(f"{what}.{prefix}{name} is not a tensor")
-        out[prefix + name] = tensor.detach().to(torch.float32).contiguous()
+    found = {prefix + name: tensor for name, tensor in {**_dict_entry(state, "_parameters"), **buffers}.items()}
+    out.update(_as_float32({name: tensor for name, tensor in found.items() if tensor is not None}, what))
     for name, child in _dict_entry(state, "_modules").items():
         if child is not None:
-            _collect_tensors(_module_state(child, what), f"{prefix}{name}.", out, what, depth + 1)
+            _collect_tensors(_module_state(child, what), f"{prefix}{name}.", out, what, seen)
 
 
 def _dict_entry(state: dict, key: str) -> dict:
@@ -668,7 +929,7 @@ def _ada_discriminator(t: _TensorTable, config: ModelConfig) -> dict:
 def _refuse_conditional(kwargs: dict, key: str) -> None:
     classes = _lookup(kwargs, key) or 0
     if classes:
-        raise _Unreadable(f"conditional model ({key}={classes}) is not supported; import an unconditional model")
+        raise _Unreadable(f"conditional model ({key}={_shown(classes)}) is not supported; import an unconditional model")
 
 
 def _refuse_architecture(kwargs: dict, what: str, key: str, supported: str) -> None:
@@ -676,7 +937,7 @@ def _refuse_architecture(kwargs: dict, what: str, key: str, supported: str) -> N
     found = _lookup(kwargs, key) or supported
     if found != supported:
         raise _Unreadable(
-            f"{what} architecture '{found}' is not supported; zoo imports StyleGAN2's default '{supported}'"
+            f"{what} architecture {_shown(found)} is not supported; zoo imports StyleGAN2's default '{supported}'"
         )
 
 
@@ -696,7 +957,7 @@ def _check_ada_kwargs(kwargs: dict, config: ModelConfig) -> None:
     for key, stored, inferred in stored_and_inferred:
         if stored is not None and stored != inferred:
             raise _Unreadable(
-                f"G_ema's init kwargs give {key} = {stored}, but its tensors give {inferred}; "
+                f"G_ema's init kwargs give {key} = {_shown(stored)}, but its tensors give {inferred}; "
                 "the pickle is inconsistent"
             )
 
@@ -713,7 +974,7 @@ def _number(kwargs: dict, dotted: str, default: float | None) -> float | None:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise _Unreadable(f"its {dotted} is {value!r}, not a number")
+        raise _Unreadable(f"its {dotted} is {_shown(value)}, not a number")
     return float(value)
 
 
@@ -728,18 +989,19 @@ def _tf_variables(network: _TfNetwork, what: str) -> _TensorTable:
     return table
 
 
-def _collect_tf_variables(network, prefix: str, table: _TensorTable, what: str, depth: int = 0) -> None:
-    if not isinstance(network, _TfNetwork) or depth > 8:
-        raise _Unreadable(f"{what} has a component that is not a dnnlib Network")
+def _collect_tf_variables(network, prefix: str, table: _TensorTable, what: str, seen: set | None = None) -> None:
+    seen = set() if seen is None else seen
+    if not isinstance(network, _TfNetwork) or id(network) in seen or len(seen) > 64:
+        raise _Unreadable(f"{what} has a component that is not a dnnlib Network of its own")
+    seen.add(id(network))
+    variables = {}
     for entry in network.state.get("variables") or []:
         if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], np.ndarray)):
             raise _Unreadable(f"{what} has a variable that is not a (name, array) pair")
-        name, value = entry
-        if value.dtype.kind not in "fiub":
-            raise _Unreadable(f"{what} variable {name} is not numeric")
-        table[f"{prefix}{name}"] = torch.from_numpy(np.array(value, dtype=np.float32))
+        variables[f"{prefix}{entry[0]}"] = entry[1]
+    table.update(_as_float32(variables, what))
     for key, component in (network.state.get("components") or {}).items():
-        _collect_tf_variables(component, f"{prefix}{key}/", table, what, depth + 1)
+        _collect_tf_variables(component, f"{prefix}{key}/", table, what, seen)
 
 
 def _tf_generator(v: _TensorTable, taps: tuple[int, ...]) -> tuple[dict, torch.Tensor | None]:
@@ -761,6 +1023,14 @@ def _tf_generator(v: _TensorTable, taps: tuple[int, ...]) -> tuple[dict, torch.T
     for i in _numbered(v, r"synthesis/noise(\d+)"):
         g[f"noises.noise_{i}"] = v[f"synthesis/noise{i}"]
     return {name: tensor.contiguous() for name, tensor in g.items()}, v.get("dlatent_avg")
+
+
+def _resample_taps(value) -> tuple[int, ...]:
+    """TF's resample_kernel: a short list of positive integer taps (a long one would make a huge 2-D kernel)."""
+    if not (isinstance(value, (list, tuple)) and 1 <= len(value) <= 16
+            and all(type(tap) is int and 0 < tap < 2**16 for tap in value)):
+        raise _Unreadable(f"its resample_kernel {_shown(value)} is not a short list of positive integer taps")
+    return tuple(value)
 
 
 def _tf_conv(weight: torch.Tensor) -> torch.Tensor:
@@ -819,7 +1089,7 @@ def _numbered(names, pattern: str, start: int = 0) -> list[int]:
     """The numbers filling `pattern`'s group among `names`, which must run start, start+1, ... without a gap."""
     numbers = sorted(int(match.group(1)) for name in names if (match := re.fullmatch(pattern, name)))
     if numbers != list(range(start, start + len(numbers))):
-        raise _Unreadable(f"layers matching {pattern!r} are numbered {numbers}, with gaps; the file is incomplete")
+        raise _Unreadable(f"layers matching {pattern!r} are numbered {_shown(numbers)}, with gaps; the file is incomplete")
     return numbers
 
 
@@ -840,10 +1110,28 @@ def _required(state: dict, name: str) -> torch.Tensor:
 
 
 def _float_tensors(state, what: str) -> dict[str, torch.Tensor]:
-    if not isinstance(state, dict) or not all(isinstance(tensor, torch.Tensor) for tensor in state.values()):
+    if not isinstance(state, dict):
         raise _Unreadable(f"{what} is not a state dict of tensors")
-    # copy=True also detaches the tensors from a memory-mapped file
-    return {name: tensor.detach().to("cpu", torch.float32, copy=True).contiguous() for name, tensor in state.items()}
+    return _as_float32(state, what)
+
+
+def _as_float32(named: dict, what: str) -> dict[str, torch.Tensor]:
+    """name -> a float32 copy of each tensor or numeric array (a copy, so nothing keeps the file's storages alive).
+
+    Each file object is copied at most once: a tensor stored under two names is refused, since a file could
+    otherwise name one tensor a million times and have each name copied.
+    """
+    copies, first_name = {}, {}
+    for name, value in named.items():  # `named` keeps every value alive, so their ids stay distinct
+        if id(value) in first_name:
+            raise _Unreadable(f"{what}.{name} and {first_name[id(value)]} are one tensor in the file; the file is damaged")
+        first_name[id(value)] = name
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiub":
+            value = torch.from_numpy(value)
+        if not isinstance(value, torch.Tensor):
+            raise _Unreadable(f"{what}.{name} is not a numeric tensor")
+        copies[name] = value.detach().to("cpu", torch.float32, copy=True).contiguous()
+    return copies
 
 
 def _latent_avg(value, config: ModelConfig) -> torch.Tensor | None:
@@ -857,17 +1145,87 @@ def _latent_avg(value, config: ModelConfig) -> torch.Tensor | None:
     return value.detach().to("cpu", torch.float32, copy=True).reshape(-1)
 
 
-def _json_safe(value):
-    """Plain JSON data (str keys; lists for tuples and sets; Python numbers for numpy and torch scalars)."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (np.generic, np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return f"<{type(value).__name__}>"
+# What plain_metadata keeps of one value (see docs/formats.md, "Metadata from imported files").
+METADATA_MAX_NODES = 2000
+METADATA_MAX_DEPTH = 12
+METADATA_MAX_STRING = 1000
+METADATA_MAX_CHARS = 100_000
+METADATA_MAX_ARRAY = 64
+TRUNCATED = "…(truncated by zoo)"
+
+
+def plain_metadata(value):
+    """A bounded, plain-JSON copy of metadata read from a file (rosinality args, NVIDIA kwargs, a source's lineage).
+
+    Dicts get str keys; tuples and sets become lists; numpy and torch scalars and small arrays become Python numbers
+    and lists; anything else becomes "<TypeName>". The copy holds at most METADATA_MAX_NODES values, nests at most
+    METADATA_MAX_DEPTH deep, and keeps at most METADATA_MAX_STRING characters per string and METADATA_MAX_CHARS in
+    all; past a limit the rest is cut and marked with TRUNCATED, so a file whose metadata repeats one shared list
+    a billion times costs a few kilobytes, never the registry's size or `zoo list`'s time.
+    """
+    return _MetadataCopy().copy(value, 0)
+
+
+def _shown(value, width: int = 80) -> str:
+    """A value from a file as a short text for a message (repr of a hostile value could take forever)."""
+    text = json.dumps(plain_metadata(value), ensure_ascii=False)
+    return text if len(text) <= width else text[:width] + "…"
+
+
+class _MetadataCopy:
+    def __init__(self):
+        self.nodes_left = METADATA_MAX_NODES
+        self.chars_left = METADATA_MAX_CHARS
+
+    def copy(self, value, depth: int):
+        self.nodes_left -= 1
+        if isinstance(value, argparse.Namespace):
+            value = vars(value)
+        if isinstance(value, (np.ndarray, np.generic, torch.Tensor)):
+            shape = list(value.shape)
+            if math.prod(shape) > METADATA_MAX_ARRAY:
+                return f"<{type(value).__name__} of shape {shape}>"
+            value = value.tolist()
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value if abs(value) < 2**63 else f"<int of {value.bit_length()} bits>"
+        if isinstance(value, float):
+            return value if math.isfinite(value) else repr(value)
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, (dict, list, tuple, set, frozenset)):
+            return self.container(value, depth)
+        return f"<{type(value).__name__}>"
+
+    def text(self, value: str) -> str:
+        kept = value[: max(0, min(METADATA_MAX_STRING, self.chars_left))]
+        self.chars_left -= len(kept)
+        return kept if len(kept) == len(value) else kept + TRUNCATED
+
+    def key(self, key) -> str:
+        if isinstance(key, str):
+            return self.text(key)
+        return str(key) if key is None or isinstance(key, (bool, int, float)) and abs(key) < 2**63 else f"<{type(key).__name__}>"
+
+    def container(self, value, depth: int):
+        is_dict = isinstance(value, dict)
+        if depth >= METADATA_MAX_DEPTH:
+            return TRUNCATED
+        copied = {} if is_dict else []
+        for count, item in enumerate(value.items() if is_dict else value):
+            if self.nodes_left <= 0 or self.chars_left <= 0:
+                left = f"{len(value) - count} more {'entries' if is_dict else 'items'}{TRUNCATED}"
+                if is_dict:
+                    copied["…"] = left
+                else:
+                    copied.append(left)
+                break
+            if is_dict:
+                copied[self.key(item[0])] = self.copy(item[1], depth + 1)
+            else:
+                copied.append(self.copy(item, depth + 1))
+        return copied
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -901,13 +1259,30 @@ def import_checkpoint(
         checkpoint = read_checkpoint(path, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
         generator, discriminator = checkpoint.build()
         lineage = {"source_format": checkpoint.source_format, "details": checkpoint.details}
+    with _about(path):
+        _refuse_non_finite(generator, discriminator)
     lineage.update(transform="import", source=source or path.name, source_sha256=sha256_file(path))
     return install_model(
         name,
         generator,
         family=family or name,
-        lineage=lineage,
+        lineage=plain_metadata(lineage),
         discriminator=discriminator,
         force=force,
         registry=registry,
     )
+
+
+def _refuse_non_finite(generator: Generator, discriminator: Discriminator | None) -> None:
+    """NaN or infinite weights (a diverged run, a damaged file) would install fine and sample garbage: refuse them."""
+    tensors = {f"g_ema.{name}": tensor for name, tensor in generator.state_dict().items()}
+    tensors["latent_avg"] = generator.truncation_center()
+    if discriminator is not None:
+        tensors.update({f"d.{name}": tensor for name, tensor in discriminator.state_dict().items()})
+    for name, tensor in tensors.items():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise _Unreadable(
+                f"tensor {name} holds {bad} NaN or infinite values (of {tensor.numel()}); the weights are broken "
+                "(a diverged training run?), so zoo does not install them"
+            )

@@ -72,8 +72,8 @@ def _load_one(entry_point: importlib.metadata.EntryPoint) -> None:
         if entry_point.dist:
             distributions[entry_point.name] = entry_point.dist
         pm.check_pending()
-    except Exception as error:  # noqa: BLE001 - any failure of third-party code must be contained
-        if strict():
+    except BaseException as error:  # noqa: BLE001 - any failure of third-party code must be contained
+        if must_propagate(error):
             raise
         if pm.has_plugin(entry_point.name):
             pm.unregister(name=entry_point.name)
@@ -84,6 +84,12 @@ def _load_one(entry_point: importlib.metadata.EntryPoint) -> None:
 
 def strict() -> bool:
     return os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
+
+
+def must_propagate(error: BaseException) -> bool:
+    """The user's Ctrl-C, and everything under ZOO_STRICT_PLUGINS=1; otherwise a plugin's failure is contained (a
+    plugin calling sys.exit() is a broken plugin, not a request to end zoo's command)."""
+    return isinstance(error, KeyboardInterrupt) or strict()
 
 
 def report(plugin: str, message: str) -> None:
@@ -112,8 +118,8 @@ def _collect(hook_name: str, spec_type: type) -> dict:
 
         try:
             implementation.function(register=register)
-        except Exception as error:  # noqa: BLE001
-            if strict():
+        except BaseException as error:  # noqa: BLE001
+            if must_propagate(error):
                 raise
             report(plugin, f"{hook_name} failed ({type(error).__name__}: {error})")
     return collected
@@ -128,8 +134,12 @@ def registered_metrics() -> dict[str, MetricSpec]:
 
 
 def plugin_listing() -> list[dict]:
-    """name, distribution, version and hooks of each loaded plugin, plus the problems of every plugin."""
-    load_plugins()
+    """name, distribution, version and hooks of each loaded plugin, plus the problems of every plugin.
+
+    Every hook is called first, so a plugin whose hook fails or registers bad specs is listed with that problem.
+    """
+    registered_domains()
+    registered_metrics()
     rows = []
     for name, plugin in sorted(pm.list_name_plugin()):
         distribution = distributions.get(name)

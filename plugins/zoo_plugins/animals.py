@@ -30,7 +30,8 @@ def register_domains(register):
             urls=("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/afhqcat.pkl",),
             format="nvidia-ada-pkl",
             license="NVIDIA Source Code License-NC (non-commercial)",
-            notes="AFHQ cat 512 px, trained from scratch with ADA (stylegan2-ada-pytorch)",
+            notes="AFHQ cat 512 px, trained from scratch with ADA (stylegan2-ada-pytorch); NVIDIA publishes no "
+                  "checksum for it, so `zoo pull cat` needs --sha256 HEX or --allow-unpinned",
         ),
     ))
     register(DomainSpec(

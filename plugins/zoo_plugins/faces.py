@@ -33,7 +33,8 @@ def register_domains(register):
             format="nvidia-ada-pkl",
             license=NVIDIA_LICENSE,
             notes="FFHQ 256 px, paper256 config (channel multiplier 1), trained without augmentation; "
-                  "the closest published match to the rosinality FFHQ-256 model the paper's code used",
+                  "the closest published match to the rosinality FFHQ-256 model the paper's code used; "
+                  "NVIDIA publishes no checksum for it, so `zoo pull face` needs --sha256 HEX or --allow-unpinned",
         ),
     ))
     register(DomainSpec(
