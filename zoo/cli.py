@@ -34,10 +34,10 @@ from .distance import (
     variant_distances,
 )
 from .domains import describe, domain_status, get_domain
-from .errors import ZooError
+from .errors import ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
-from .images import expand_inputs, grid, load_images, save_image
+from .images import grid, load_images, named_inputs, save_image
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
@@ -429,7 +429,7 @@ def translate_command(
     if not targets:
         raise ZooError(f"{source} has no other installed domain in its family; see `zoo list --installed`")
     job = TranslationJob(
-        source=source, targets=targets, out=out, inputs=expand_inputs(inputs) if inputs else None, latent_files=latent,
+        source=source, targets=targets, out=out, inputs=inputs or None, latent_files=latent,
         swap=swap, swap_mode=swap_mode, styles=styles, reference=reference, appearance_layers=appearance_layers,
         truncation=truncation, seed=seed, grid=grid_flag, force=force, inversion=settings, batch_size=batch,
     )  # fmt: skip
@@ -438,7 +438,7 @@ def translate_command(
     if inputs:
         announce_loss(settings, chosen)
     with progress_bar() as progress:
-        task = progress.add_task(f"inverting {len(job.inputs or [])} image(s) in {source}", total=None)
+        task = progress.add_task(f"inverting {len(prepared.stems) if inputs else 0} image(s) in {source}", total=None)
         written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
     console.print(f"wrote {len(written)} image(s) to {out}/ ({source} -> {', '.join(targets)})")
 
@@ -456,13 +456,13 @@ def invert_command(
     settings: InversionSettings = None,
 ):
     """Invert images into a model's latent space: writes STEM-DOMAIN.latent.safetensors and STEM-DOMAIN-reconstruction.png."""
-    files = expand_inputs(inputs)
-    latent_paths = [out / f"{path.stem}-{domain}.latent.safetensors" for path in files]
-    image_paths = [out / f"{path.stem}-{domain}-reconstruction.png" for path in files]
+    files, names = zip(*named_inputs(inputs))
+    latent_paths = [out / f"{name}-{domain}.latent.safetensors" for name in names]
+    image_paths = [out / f"{name}-{domain}-reconstruction.png" for name in names]
     check_free(latent_paths + image_paths, force)
     chosen = pick_device(device)
     model = load(domain, device=chosen)
-    images = load_images(files, model.info.config.size)
+    images = load_images(list(files), model.info.config.size)
     announce_loss(settings, chosen)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
@@ -636,11 +636,22 @@ def parse_levels(text: str) -> list[int]:
 
 
 def main() -> None:
-    """Run the CLI; a ZooError (a user's mistake) is one line and exit code 2. Typer turns Ctrl-C into exit code 130."""
+    """Run the CLI. A ZooError (a user's mistake) and a failure of the machine (read-only or full disk, a name too long,
+    out of memory: `environment_problem`) are one line and exit code 2; anything else is a bug and keeps its traceback.
+    Typer turns Ctrl-C into exit code 130."""
     warnings.showwarning = show_warning
     tune_cpu_allocator()
     try:
         app()
     except ZooError as error:
-        error_console.print(f"zoo: error: {error}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        exit_with_error(str(error))
+    except Exception as error:
+        problem = environment_problem(error)
+        if problem is None:
+            raise
+        exit_with_error(problem)
+
+
+def exit_with_error(message: str) -> None:
+    error_console.print(f"zoo: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)

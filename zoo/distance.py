@@ -13,6 +13,7 @@ import csv
 import io
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +23,14 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .checkpoint import load_model
-from .errors import ZooError
+from .errors import ZooError, check_in_range
 from .files import atomic_path, atomic_write_bytes, sha256_file
 from .metrics import Metric, get_metric
 from .model import Generator
 from .registry import Registry, resolve
 from .sampling import sample_latents
+
+MAX_SAMPLES = 100_000  # shared z per model: 50 times the paper's 2000, and (100000, style_dim) z fit any machine
 from .swap import level_resolutions, weight_swap
 
 DEFAULT_METRIC = "lpips-alex"  # the paper's
@@ -146,8 +149,9 @@ def distance_matrix(
     `on_batch(k)` is called after each batch of k samples.
     """
     check_comparable(models)
-    if samples < 1 or batch < 1:
-        raise ZooError(f"--samples {samples} and --batch {batch} must both be at least 1")
+    check_in_range("--samples", samples, 1, MAX_SAMPLES)
+    check_in_range("--batch", batch, 1)
+    check_in_range("--truncation", truncation, 0.0, math.inf)
     device = models[0].generator.input.input.device
     metric = get_metric(metric, device) if isinstance(metric, str) else metric
     totals = torch.zeros(len(models), len(models), dtype=torch.float64)

@@ -14,6 +14,18 @@ from .errors import ZooError
 from .files import atomic_path
 
 
+MEMORY_BUDGET_BYTES = 4 << 30  # images held in memory at once by one command (float32): refuse, do not swap or crash
+
+
+def check_image_memory(what: str, count: int, size: int) -> None:
+    """A ZooError naming `what` (e.g. '--n 5000') when `count` size x size images would not fit the memory budget."""
+    needed = count * 3 * size * size * 4
+    if needed > MEMORY_BUDGET_BYTES:
+        most = MEMORY_BUDGET_BYTES // (3 * size * size * 4)
+        raise ZooError(f"{what}: {count} images of {size}px need {needed / 2**30:.1f} GiB in memory at once; "
+                       f"at most {most} per run, so split the work")  # fmt: skip
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1] -> the 0-255 bytes a saved file holds (same shape, on the CPU)."""
     return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -77,21 +89,28 @@ def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Pa
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     """Files as given and folders expanded to their images (png/jpg/jpeg/webp, recursively), in a stable order."""
-    files = []
+    return [path for path, _ in named_inputs(inputs)]
+
+
+def named_inputs(inputs: list[str | Path]) -> list[tuple[Path, str]]:
+    """`expand_inputs`, each file with the name its outputs take: a file's stem, or for an image found in a folder its
+    path under that folder without the suffix ('a/x' for folder/a/x.png), so a/x.png and b/x.png keep apart."""
+    named = []
     for item in map(Path, inputs):
         if item.is_dir():
             found = list_image_files(item)
             if not found:
                 raise ZooError(f"{item}: folder holds no png/jpg/jpeg/webp image")
-            files += found
+            named += [(path, path.relative_to(item).with_suffix("").as_posix()) for path in found]
         elif item.is_file():
-            files.append(item)
+            named.append((item, item.stem))
         else:
             raise ZooError(f"{item}: no such file or folder")
-    return files
+    return named
 
 
 def load_images(paths: list[Path], size: int) -> torch.Tensor:
     """(N, 3, size, size) in [-1, 1]: each file made RGB (alpha on white), centre-cropped and resized like training
     data; an unusable file (not an image, truncated, empty, under 8 px, a decompression bomb) is a one-line ZooError."""
+    check_image_memory(f"{len(paths)} input images", len(paths), size)
     return images_to_float(torch.from_numpy(np.stack([model_input_pixels(path, size) for path in paths])))

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 
 from .checkpoint import ZooModel
 from .devices import PRECISIONS, compute_dtype, dtype_name
-from .errors import ZooError
+from .errors import ZooError, check_in_range
 from .files import atomic_path, sha256_file
 from .home import zoo_home
 from .metrics import Metric, backbone_file, get_metric, ssim
@@ -143,8 +143,15 @@ class InversionSettings:
     def __post_init__(self):
         if self.method not in ("bounded", "projection"):
             raise ZooError(f"--method {self.method!r}: use bounded or projection")
-        if self.steps < 1 or self.lr <= 0 or self.directions < 0:
-            raise ZooError("--steps must be at least 1, --lr positive and --directions 0 (all) or more")
+        check_in_range("--steps", self.steps, 1)
+        check_in_range("--directions", self.directions, 0)
+        check_in_range("sefa_samples", self.sefa_samples, 2)
+        if not 0 < self.lr < math.inf:  # written so that NaN fails
+            raise ZooError(f"--inversion-lr {self.lr}: must be a positive number")
+        for name in ("lr_rampup", "lr_rampdown", "perturbation_ramp"):
+            check_in_range(name, getattr(self, name), 0.0, 1.0)
+        for name in ("noise_regularize", "pixel_weight", "perceptual_weight", "perturbation"):
+            check_in_range(name, getattr(self, name), 0.0, math.inf)
         if self.pixel_loss not in ("l1", "l2"):
             raise ZooError(f"--pixel-loss {self.pixel_loss!r}: use l1 or l2")
         if self.perceptual not in PERCEPTUAL_CHOICES:
@@ -457,6 +464,7 @@ def invert_in_batches(
 ) -> InversionResult:
     """`invert` over chunks of `batch_size` images, results joined in input order; on_step counts every chunk's steps."""
     settings = settings or InversionSettings()
+    check_in_range("--batch", batch_size, 1)
     chunks = images.split(batch_size)
     total = settings.steps * len(chunks)
     results = []
