@@ -46,7 +46,7 @@ class DemoSettings:
 
     def __post_init__(self):
         check_in_range("--inputs", self.inputs, 1)
-        check_styles(self.styles)
+        check_styles(self.styles, minimum=1)
         check_in_range("--steps", self.steps, 1)
         check_in_range("--samples", self.samples, 1, MAX_SAMPLES)
 

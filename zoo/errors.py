@@ -31,6 +31,7 @@ ENVIRONMENT_ERRORS = {
     errno.ENFILE: ("too many open files in the system", "close other programs or retry later"),
 }
 OS_ERROR_CODE = re.compile(r"(?:os error |code: )(\d+)")
+TORCH_ENFORCE_PREFIX = re.compile(r"^\[enforce fail at [^\]]*\]\s*(?:err == 0\.\s*)?")
 
 
 def environment_problem(error: BaseException) -> str | None:
@@ -53,7 +54,7 @@ def environment_problem(error: BaseException) -> str | None:
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
         isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
     ):
-        detail = _first_line(error).split("] ", 1)[-1] or type(error).__name__  # torch prefixes "[enforce fail at ...] "
+        detail = TORCH_ENFORCE_PREFIX.sub("", _first_line(error)) or type(error).__name__
         return f"out of memory ({detail}); lower --batch (or --styles, --n, --samples)"
     return None
 

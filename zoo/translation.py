@@ -51,8 +51,8 @@ class TranslationOptions:
         check_in_range("--batch", self.batch, 1, MAX_BATCH)
 
 
-def check_styles(styles: int) -> None:
-    check_in_range("--styles", styles, 0, MAX_STYLES)
+def check_styles(styles: int, minimum: int = 0) -> None:
+    check_in_range("--styles", styles, minimum, MAX_STYLES)
 
 
 def check_same_family(source: ZooModel, target: ZooModel) -> None:
@@ -134,7 +134,7 @@ def translate(renderer: Renderer, latents: torch.Tensor, noise) -> torch.Tensor:
 def translate_multimodal(renderer: Renderer, latents: torch.Tensor, noise, styles: int) -> torch.Tensor:
     """(B, styles, 3, H, W): each input with the same `styles` random appearance codes (Eq. 10), one code at a time,
     so neither the latents nor per-image noise maps are copied `styles` times."""
-    check_styles(styles)
+    check_styles(styles, minimum=1)
     appearance = random_appearance(renderer.target, styles, renderer.options)
     rows = renderer.options.appearance_layers
     return torch.stack([renderer.render(with_appearance(latents, code.expand(latents.shape[0], -1), rows), noise)
