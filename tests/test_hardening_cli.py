@@ -241,3 +241,71 @@ def test_cli_shows_library_range_errors_as_one_line(monkeypatch, capsys, family,
     exit_code, stderr = run_zoo(monkeypatch, capsys, "sample", "tiny", "--truncation", "nan", "--out", tmp_path / "grid.png")
     assert exit_code == 2 and "--truncation" in stderr and "Traceback" not in stderr  # typer's own range check (min=0)
     assert not out.exists() and not (tmp_path / "grid.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Siblings: broken latent files, outputs where a file is in the way, folders given for files
+
+
+@pytest.fixture
+def saved_latent(family, tmp_path, inputs):
+    """A real latent file of tiny (2 projection steps, so it holds noise maps) and its tensors and metadata."""
+    from safetensors import safe_open
+
+    from zoo.images import load_images
+    from zoo.inversion import save_latent
+
+    model = load("tiny")
+    result = invert_in_batches(model, load_images([inputs / "face0.png"], 32), InversionSettings(method="projection", steps=2))
+    path = save_latent(tmp_path / "face0.latent.safetensors", result, 0, model=model, source="face0.png")
+    with safe_open(str(path), framework="pt") as handle:
+        return path, {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata()
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [(lambda t: t.update(latent=t["latent"].long()), "int64"), (lambda t: t.update(latent=t["latent"] * math.nan), "finite"),
+     (lambda t: t.update({"noise.x": t.pop("noise.0")}), "noise maps"), (lambda t: t.update({"noise.0": torch.zeros(1, 3, 3)}), "noise.0"),
+     (lambda t: t.update({"noise.1": t["noise.1"].double() * math.inf}), "noise.1")],
+)  # fmt: skip
+def test_a_broken_latent_file_is_refused_before_any_work(saved_latent, tmp_path, change, reason):
+    from safetensors.torch import save_file
+
+    from zoo.inversion import load_latent
+
+    path, tensors, metadata = saved_latent
+    assert load_latent(path, load("tiny")).noise is not None  # the unbroken file loads, noise maps included
+    change(tensors)
+    broken = tmp_path / "broken.latent.safetensors"
+    save_file(tensors, str(broken), metadata=metadata)
+    with pytest.raises(ZooError, match=reason) as error:
+        prepare_translation(TranslationJob(source="tiny", targets=["tiny-b"], out=tmp_path / "out", latent_files=[broken]))
+    assert str(error.value).startswith(str(broken)) and "\n" not in str(error.value)
+
+
+def test_a_latent_without_its_source_name_is_named_after_its_file(saved_latent, tmp_path):
+    from safetensors.torch import save_file
+
+    path, tensors, metadata = saved_latent
+    anonymous = tmp_path / "anonymous.latent.safetensors"
+    save_file(tensors, str(anonymous), metadata={key: value for key, value in metadata.items() if key != "source"})
+    prepared = prepare_translation(TranslationJob(source="tiny", targets=["tiny-b"], out=tmp_path / "out", latent_files=[anonymous]))
+    assert prepared.stems == ["anonymous.latent"]
+
+
+def test_folders_and_files_in_the_wrong_place_are_one_line(monkeypatch, capsys, family, inputs, tmp_path):
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("keep")
+    image = inputs / "face0.png"
+    cases = [
+        (["invert", "tiny", image, "--out", a_file / "sub"], "is a file"),
+        (["sample", "tiny", "--out", a_file / "grid.png"], "is a file"),
+        (["sample", "tiny", "--out", inputs], "is a folder"),
+        (["translate", "--from", "tiny", "--to", "tiny-b", image, "--reference", inputs, "--out", tmp_path / "out"], "a folder, not an image"),
+        (["translate", "--from", "tiny", "--to", "tiny-b", "--latent", inputs, "--out", tmp_path / "out"], "no such latent file"),
+        (["eval", "--from", "tiny", "--to", "tiny-b", "--inputs", inputs, "--json", inputs, "--force"], "is a folder"),
+    ]
+    for arguments, reason in cases:
+        exit_code, stderr = run_zoo(monkeypatch, capsys, *arguments)
+        assert_one_line(exit_code, stderr, reason)
+    assert a_file.read_text() == "keep" and not (tmp_path / "out").exists()

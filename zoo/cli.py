@@ -113,8 +113,7 @@ def sample_command(
     """Write a grid of random samples."""
     if noise not in ("const", "random"):
         raise ZooError(f"--noise {noise!r}: use 'const' or 'random'")
-    if out.exists() and not force:
-        raise ZooError(f"{out}: already exists; pass --force to overwrite it or choose another --out")
+    check_free([out], force)
     generator = load(model, device=pick_device(device)).generator
     with progress_bar() as progress:
         task = progress.add_task(f"sampling {model}", total=n)

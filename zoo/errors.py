@@ -25,6 +25,7 @@ ENVIRONMENT_ERRORS = {
     errno.ENAMETOOLONG: ("file name too long", "choose a shorter name or output path"),
     errno.ELOOP: ("too many levels of symbolic links", "fix the symbolic link or give the real path"),
     errno.EISDIR: ("is a directory", "give a file path"),
+    errno.EEXIST: ("exists and is not a folder", "choose another output path"),
     errno.ENOTDIR: ("a part of the path is not a directory", "check the path"),
     errno.EIO: ("input/output error", "check the disk (dmesg) and retry"),
     errno.EMFILE: ("too many open files", "raise the limit (ulimit -n) or process fewer files at once"),

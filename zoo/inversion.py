@@ -429,6 +429,8 @@ class SavedLatent:
 def load_latent(path: str | Path, model: ZooModel) -> SavedLatent:
     """A latent file written by `save_latent`; it must have been made with `model` (same checkpoint sha256)."""
     path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: no such latent file (a folder, or missing); give a file made by `zoo invert`")
     try:
         from safetensors import safe_open
 
@@ -445,12 +447,23 @@ def load_latent(path: str | Path, model: ZooModel) -> SavedLatent:
             f"{path}: inverted with another model ({metadata.get('domain')}, sha256 {metadata.get('model_sha256', '?')[:12]}…), "
             f"not {model.info.domain}; pass --from {metadata.get('domain')} or invert the image again"
         )
-    latent = tensors["latent"]
-    if tuple(latent.shape) != (model.generator.n_latent, model.generator.config.style_dim):
-        raise ZooError(f"{path}: latent of shape {tuple(latent.shape)} does not fit {model.info.domain}")
-    noise_names = sorted((name for name in tensors if name.startswith("noise.")), key=lambda name: int(name.split(".")[1]))
-    noise = [tensors[name] for name in noise_names] or None
+    generator = model.generator
+    latent = check_latent_tensor(path, "latent", tensors["latent"], (generator.n_latent, generator.config.style_dim))
+    noise_shapes = {f"noise.{layer}": tuple(buffer.shape[1:]) for layer, buffer in enumerate(generator.noises.buffers())}
+    saved_noise = {name for name in tensors if name.startswith("noise.")}
+    if saved_noise and saved_noise != set(noise_shapes):
+        raise ZooError(f"{path}: noise maps {', '.join(sorted(saved_noise))} do not fit {model.info.domain} "
+                       f"(it has {len(noise_shapes)}); invert the image again with `zoo invert`")  # fmt: skip
+    noise = [check_latent_tensor(path, name, tensors[name], shape) for name, shape in noise_shapes.items()] if saved_noise else None
     return SavedLatent(latent, noise, metadata)
+
+
+def check_latent_tensor(path: Path, name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A latent file's tensor as float32, if it has the model's shape and only finite numbers; else a ZooError."""
+    if tuple(tensor.shape) != shape or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+        raise ZooError(f"{path}: {name} is {tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}, not {shape} "
+                       "finite floats as the model needs; invert the image again with `zoo invert`")  # fmt: skip
+    return tensor.float()
 
 
 def invert_in_batches(

@@ -209,14 +209,20 @@ def output_path(out: Path, stem: str, source: str, target: str, suffix: str = ""
 
 
 def check_free(paths: list[Path], force: bool) -> None:
-    """Refuse before any work if an output exists (without force) or two inputs would write the same file."""
+    """Refuse before any work if an output exists (without force), two inputs would write the same file, or a folder
+    it goes into is a file."""
     seen = set()
     for path in paths:
         if path in seen:
             raise ZooError(f"{path}: two inputs would write this file (same file name); rename one of them")
         seen.add(path)
+        if path.is_dir():
+            raise ZooError(f"{path}: is a folder; choose another output path")
         if path.exists() and not force:
             raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
+        blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocking is not None:
+            raise ZooError(f"{blocking}: is a file, so {path} cannot be written into it; choose another --out")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
