@@ -309,3 +309,23 @@ def test_folders_and_files_in_the_wrong_place_are_one_line(monkeypatch, capsys, 
         exit_code, stderr = run_zoo(monkeypatch, capsys, *arguments)
         assert_one_line(exit_code, stderr, reason)
     assert a_file.read_text() == "keep" and not (tmp_path / "out").exists()
+
+
+def test_seeds_and_batches_beyond_what_torch_takes_are_refused(monkeypatch, capsys, family, tmp_path):
+    for arguments in (["--seed", str(2**80)], ["--batch", str(2**80)]):
+        exit_code, stderr = run_zoo(monkeypatch, capsys, "sample", "tiny", "--n", "1", "--out", tmp_path / "grid.png", *arguments)
+        assert exit_code == 2 and arguments[0] in stderr and "Traceback" not in stderr
+    with pytest.raises(ZooError, match="--batch 1267650600228229401496703205376"):
+        sample(family, 1, batch_size=2**100)
+    assert not (tmp_path / "grid.png").exists()
+
+
+def test_distance_outputs_into_a_file_are_refused_before_any_work(monkeypatch, capsys, family, tmp_path):
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("keep")
+    loaded = []
+    monkeypatch.setattr("zoo.cli.load_named", lambda *args: loaded.append(args) or load_named(*args))
+    exit_code, stderr = run_zoo(monkeypatch, capsys, "distance-matrix", "--domains", "tiny,tiny-b", "--metric", "l1",
+                                "--samples", "2", "--out", a_file / "matrix")  # fmt: skip
+    assert_one_line(exit_code, stderr, "is a file", "matrix.csv")
+    assert loaded == [] and a_file.read_text() == "keep"

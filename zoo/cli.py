@@ -37,7 +37,7 @@ from .domains import describe, domain_status, get_domain
 from .errors import ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
-from .images import grid, load_images, named_inputs, save_image
+from .images import MAX_BATCH, check_free, grid, load_images, named_inputs, save_image
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
@@ -47,7 +47,7 @@ from .registry import Registry, check_name, load
 from .sampling import sample
 from .swap import install_swapped, level_resolutions
 from .training import format_metrics, rich_progress, train_and_install
-from .translation import TranslationJob, check_free, family_members, prepare_translation, run_translation
+from .translation import TranslationJob, family_members, prepare_translation, run_translation
 
 app = typer.Typer(
     name="zoo",
@@ -57,6 +57,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+SEED_RANGE = dict(min=-(2**63), max=2**64 - 1)  # what torch.Generator.manual_seed takes
 error_console = Console(stderr=True)
 
 
@@ -102,11 +103,11 @@ def import_command(
 def sample_command(
     model: str = typer.Argument(..., help="An installed model name or a .safetensors path."),
     n: int = typer.Option(16, "--n", min=1, help="Number of images."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the z samples."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the z samples."),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward the mean latent (1 = none)."),
     noise: str = typer.Option("const", "--noise", help="'const' (stored maps, reproducible) or 'random'."),
     out: Path = typer.Option(Path("grid.png"), "--out", help="Output grid image."),
-    batch: int = typer.Option(16, "--batch", min=1, help="Images per generator pass."),
+    batch: int = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images per generator pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ):
@@ -245,7 +246,7 @@ TRAINING_OPTIONS = {  # name -> (type, option); the first ones are TrainConfig's
     "r1_gamma": (Optional[float], typer.Option(None, "--r1", help="R1 regularisation weight (default 10; 0 disables).")),
     "path_regularize": (Optional[float], typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables).")),
     "augment": (Optional[str], typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off.")),
-    "seed": (Optional[int], typer.Option(None, "--seed", help="Seed of the whole run (default 0).")),
+    "seed": (Optional[int], typer.Option(None, "--seed", **SEED_RANGE, help="Seed of the whole run (default 0).")),
     "snapshot_every": (Optional[int], typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000).")),
     "sample_every": (Optional[int], typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000).")),
     "keep_discriminator": (bool, typer.Option(True, "--discriminator/--no-discriminator",
@@ -384,7 +385,7 @@ INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings
     "precision": (str, typer.Option("auto", "--precision", help="Synthesis while optimising: auto (bfloat16 where the CPU/GPU "
                                     "computes it natively, else float32), float32 or bfloat16.")),
 }
-BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together.")
+BATCH_OPTION = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images inverted together.")
 
 
 # Commands taking these receive them as one InversionSettings, their `settings` parameter.
@@ -413,7 +414,7 @@ def translate_command(
     reference: Optional[Path] = typer.Option(None, "--reference", help="Also an output with this target-domain image's appearance."),
     appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
     truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation of random appearance codes (default: recipe)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of appearance codes and of the inversion."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of appearance codes and of the inversion."),
     grid_flag: bool = typer.Option(False, "--grid", help="Also one grid of every input and its outputs."),
     latent: Optional[list[Path]] = typer.Option(None, "--latent", help="Latent files from `zoo invert` instead of images."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
@@ -448,7 +449,7 @@ def invert_command(
     domain: str = typer.Argument(..., help="The images' domain (an installed model)."),
     inputs: list[Path] = typer.Argument(..., help="Images or folders of images."),
     out: Path = typer.Option(Path("out"), "--out", help="Output folder for latents and reconstructions."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the inversion's random draws."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the inversion's random draws."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = BATCH_OPTION,
@@ -509,8 +510,8 @@ def distance_matrix_command(
     ft: Optional[str] = typer.Option(None, "--ft", help="With --variants: the domain's model fine-tuned without FreezeFC (the FT row)."),
     samples: int = typer.Option(2000, "--samples", min=1, help="Shared z samples, rendered by every model (the paper's 2000)."),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the z samples."),
-    batch: int = typer.Option(16, "--batch", min=1, help="Samples per generator pass."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the z samples."),
+    batch: int = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Samples per generator pass."),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward each model's mean latent (1 = none)."),
     out: Path = typer.Option(Path("distance-matrix"), "--out", help="Writes PREFIX.csv, PREFIX.json and a heatmap PREFIX.png."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
@@ -584,7 +585,7 @@ def eval_command(
     reference_data: Optional[Path] = typer.Option(None, "--reference-data", help="FID's real images (default: --to's bundled data)."),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="--to images named like the inputs (default: --to's bundled data)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Evaluate a random subset of N inputs (seeded)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the inversion, appearance codes, diversity pairs and --limit."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the inversion, appearance codes, diversity pairs and --limit."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and each input's) as JSON."),
     force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .checkpoint import load_model
 from .errors import ZooError, check_in_range
 from .files import atomic_path, atomic_write_bytes, sha256_file
+from .images import MAX_BATCH, check_free
 from .metrics import Metric, get_metric
 from .model import Generator
 from .registry import Registry, resolve
@@ -150,7 +151,7 @@ def distance_matrix(
     """
     check_comparable(models)
     check_in_range("--samples", samples, 1, MAX_SAMPLES)
-    check_in_range("--batch", batch, 1)
+    check_in_range("--batch", batch, 1, MAX_BATCH)
     check_in_range("--truncation", truncation, 0.0, math.inf)
     device = models[0].generator.input.input.device
     metric = get_metric(metric, device) if isinstance(metric, str) else metric
@@ -261,11 +262,9 @@ def swap_levels(size: int, levels: Sequence[int] | None = None) -> list[int]:
 
 
 def output_paths(prefix: str | Path, *, force: bool = False) -> list[Path]:
-    """PREFIX.csv, PREFIX.json, PREFIX.png; a ZooError if one exists and `force` is off."""
+    """PREFIX.csv, PREFIX.json, PREFIX.png; a ZooError if one exists and `force` is off, or cannot be written there."""
     paths = [Path(f"{prefix}{suffix}") for suffix in OUTPUT_SUFFIXES]
-    existing = [path for path in paths if path.exists()]
-    if existing and not force:
-        raise ZooError(f"{existing[0]}: already exists; pass --force to overwrite it or choose another --out")
+    check_free(paths, force)
     return paths
 
 

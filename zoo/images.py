@@ -14,6 +14,7 @@ from .errors import ZooError
 from .files import atomic_path
 
 
+MAX_BATCH = 4096  # images generated (or inverted) together
 MEMORY_BUDGET_BYTES = 4 << 30  # images held in memory at once by one command (float32): refuse, do not swap or crash
 
 
@@ -85,6 +86,23 @@ def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Pa
     with atomic_path(path) as tmp:
         to_pil(image).save(tmp, format=image_format)
     return path
+
+
+def check_free(paths: list[Path], force: bool) -> None:
+    """Refuse before any work if an output exists (without force), two inputs would write the same file, or a folder
+    it goes into is a file."""
+    seen = set()
+    for path in paths:
+        if path in seen:
+            raise ZooError(f"{path}: two inputs would write this file (same file name); rename one of them")
+        seen.add(path)
+        if path.is_dir():
+            raise ZooError(f"{path}: is a folder; choose another output path")
+        if path.exists() and not force:
+            raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
+        blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocking is not None:
+            raise ZooError(f"{blocking}: is a file, so {path} cannot be written into it; choose another --out")
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:

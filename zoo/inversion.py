@@ -41,6 +41,7 @@ from .devices import PRECISIONS, compute_dtype, dtype_name
 from .errors import ZooError, check_in_range
 from .files import atomic_path, sha256_file
 from .home import zoo_home
+from .images import MAX_BATCH
 from .metrics import Metric, backbone_file, get_metric, ssim
 from .model import Generator
 
@@ -477,7 +478,7 @@ def invert_in_batches(
 ) -> InversionResult:
     """`invert` over chunks of `batch_size` images, results joined in input order; on_step counts every chunk's steps."""
     settings = settings or InversionSettings()
-    check_in_range("--batch", batch_size, 1)
+    check_in_range("--batch", batch_size, 1, MAX_BATCH)
     chunks = images.split(batch_size)
     total = settings.steps * len(chunks)
     results = []

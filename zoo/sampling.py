@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from .errors import ZooError, check_in_range
-from .images import check_image_memory
+from .images import MAX_BATCH, check_image_memory
 from .model import Generator, NoiseSpec
 
 
@@ -30,7 +30,7 @@ def sample(
     """n images (n, 3, H, W) in [-1, 1] on the CPU; `on_batch(k)` is called after each batch of k images."""
     check_in_range("--n", n, 1)
     check_image_memory(f"--n {n}", n, generator.config.size)
-    check_in_range("--batch", batch_size, 1)
+    check_in_range("--batch", batch_size, 1, MAX_BATCH)
     if not 0 <= truncation < float("inf"):  # written so that NaN fails
         raise ZooError(f"--truncation {truncation}: must be 0 (the mean latent) or more, 1 for none")
     device = generator.input.input.device

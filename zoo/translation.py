@@ -20,7 +20,7 @@ import torch
 from .checkpoint import ZooModel
 from .domains import Recipe
 from .errors import ZooError, check_in_range
-from .images import grid, load_images, named_inputs, save_image
+from .images import MAX_BATCH, check_free, grid, load_images, named_inputs, save_image
 from .inversion import InversionResult, InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
 from .plugins import registered_domains
@@ -29,7 +29,6 @@ from .swap import feature_swap, level_resolutions, weight_swap
 
 SWAP_MODES = ("weights", "features")
 MAX_STYLES = 256  # random appearance codes per input: a figure's worth; more is a typo, not a translation
-MAX_BATCH = 4096  # images rendered (or inverted) together
 
 
 @dataclass
@@ -206,23 +205,6 @@ def translation_options(
 def output_path(out: Path, stem: str, source: str, target: str, suffix: str = "") -> Path:
     """<out>/<stem>-<source>-to-<target><suffix>.png: one name per input, target and variant."""
     return out / f"{stem}-{source}-to-{target}{suffix}.png"
-
-
-def check_free(paths: list[Path], force: bool) -> None:
-    """Refuse before any work if an output exists (without force), two inputs would write the same file, or a folder
-    it goes into is a file."""
-    seen = set()
-    for path in paths:
-        if path in seen:
-            raise ZooError(f"{path}: two inputs would write this file (same file name); rename one of them")
-        seen.add(path)
-        if path.is_dir():
-            raise ZooError(f"{path}: is a folder; choose another output path")
-        if path.exists() and not force:
-            raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
-        blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
-        if blocking is not None:
-            raise ZooError(f"{blocking}: is a file, so {path} cannot be written into it; choose another --out")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
