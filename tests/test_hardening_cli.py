@@ -46,11 +46,13 @@ def run_zoo(monkeypatch, capsys, *args):
 
 
 def assert_one_line(code, stderr, *fragments):
+    """Exit code 2 and the error as the last line of stderr (after any progress notes), one line, no traceback."""
     assert code == 2, stderr
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zoo: error: "), stderr
+    assert lines[-1].startswith("zoo: error: ") and "Traceback" not in stderr, stderr
+    assert sum(line.startswith("zoo: error: ") for line in lines) == 1, stderr
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in lines[-1], lines[-1]
 
 
 def installed(zoo_home) -> dict:
@@ -329,3 +331,23 @@ def test_distance_outputs_into_a_file_are_refused_before_any_work(monkeypatch, c
                                 "--samples", "2", "--out", a_file / "matrix")  # fmt: skip
     assert_one_line(exit_code, stderr, "is a file", "matrix.csv")
     assert loaded == [] and a_file.read_text() == "keep"
+
+
+@pytest.mark.parametrize("command, module", [(["translate", "--from", "tiny", "--to", "tiny-b", "--styles", "1"], "zoo.translation"),
+                                             (["invert", "tiny"], "zoo.cli")])  # fmt: skip
+def test_a_disk_filling_up_part_way_leaves_no_output(monkeypatch, capsys, family, inputs, tmp_path, command, module):
+    from zoo.images import save_image
+
+    saved = []
+
+    def fills_up(image, path, force=False):
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        saved.append(save_image(image, path, force=force))
+        return saved[-1]
+
+    monkeypatch.setattr(f"{module}.save_image", fills_up)
+    out = tmp_path / "out"
+    exit_code, stderr = run_zoo(monkeypatch, capsys, *command, inputs, "--out", out, "--steps", "2")
+    assert_one_line(exit_code, stderr, "no space left on device", str(out))
+    assert len(saved) == 1 and [path for path in out.rglob("*") if path.is_file()] == []

@@ -37,7 +37,7 @@ from .domains import describe, domain_status, get_domain
 from .errors import ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
-from .images import MAX_BATCH, check_free, grid, load_images, named_inputs, save_image
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
@@ -473,9 +473,11 @@ def invert_command(
     table = Table(title=f"{domain}: {settings.method} inversion, {settings.steps} steps")
     for column in ("image", "SSIM", "L1 (0-255)", "latent", "reconstruction"):
         table.add_column(column)
+    with all_or_nothing() as written:
+        for index, path in enumerate(files):
+            written.append(save_latent(latent_paths[index], result, index, model=model, source=path.name, force=True))
+            written.append(save_image(result.reconstructions[index], image_paths[index], force=True))
     for index, path in enumerate(files):
-        save_latent(latent_paths[index], result, index, model=model, source=path.name, force=True)
-        save_image(result.reconstructions[index], image_paths[index], force=True)
         table.add_row(path.name, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
     console.print(table)
     console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(files)} image(s)")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -86,6 +88,19 @@ def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Pa
     with atomic_path(path) as tmp:
         to_pil(image).save(tmp, format=image_format)
     return path
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[list[Path]]:
+    """The list of files a run writes, to append to; if the run fails part way (a full disk, Ctrl-C), the files already
+    written are removed, so a failed run leaves no output behind (one it replaced under --force stays replaced)."""
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def check_free(paths: list[Path], force: bool) -> None:

@@ -20,7 +20,7 @@ import torch
 from .checkpoint import ZooModel
 from .domains import Recipe
 from .errors import ZooError, check_in_range
-from .images import MAX_BATCH, check_free, grid, load_images, named_inputs, save_image
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
 from .inversion import InversionResult, InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
 from .plugins import registered_domains
@@ -349,8 +349,13 @@ def render_rows(renderer: Renderer, latents: torch.Tensor, noise, styles: int, r
 
 
 def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor]) -> list[Path]:
+    with all_or_nothing() as written:
+        write_planned(job, plan, content, rows, written)
+    return written
+
+
+def write_planned(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor], written: list[Path]) -> None:
     job.out.mkdir(parents=True, exist_ok=True)
-    written = []
     inputs = content.images.cpu() if content.images is not None else None
     for index in range(len(content.stems)):
         if len(job.targets) > 1:
@@ -367,4 +372,3 @@ def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: 
         if inputs is not None:
             table = torch.cat([inputs[:, None], table], dim=1)
         written.append(save_image(grid(table.flatten(0, 1), nrow=table.shape[1]), plan.grid, force=True))
-    return written
