@@ -217,8 +217,9 @@ def test_absurd_counts_are_refused_before_any_work(family, tmp_path, inputs):
         sample(family, 2, truncation=math.nan)
     with pytest.raises(ZooError, match="--samples"):
         distance_matrix([load_named("tiny"), load_named("tiny-b")], metric=get_metric("l1"), samples=MAX_SAMPLES + 1)
-    with pytest.raises(ZooError, match="--truncation -1"):
-        distance_matrix([load_named("tiny"), load_named("tiny-b")], metric=get_metric("l1"), samples=2, truncation=-1.0)
+    for truncation in (-1.0, math.inf, math.nan):
+        with pytest.raises(ZooError, match=f"--truncation {truncation}"):
+            distance_matrix([load_named("tiny"), load_named("tiny-b")], metric=get_metric("l1"), samples=2, truncation=truncation)
     with pytest.raises(ZooError, match="--batch 0"):
         invert_in_batches(load("tiny"), torch.zeros(1, 3, 32, 32), batch_size=0)
     with pytest.raises(ZooError, match="--styles 0"):

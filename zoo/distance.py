@@ -13,7 +13,6 @@ import csv
 import io
 import itertools
 import json
-import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +28,7 @@ from .images import MAX_BATCH, check_free
 from .metrics import Metric, get_metric
 from .model import Generator
 from .registry import Registry, resolve
-from .sampling import sample_latents
+from .sampling import check_truncation, sample_latents
 
 MAX_SAMPLES = 100_000  # shared z per model: 50 times the paper's 2000, and (100000, style_dim) z fit any machine
 from .swap import level_resolutions, weight_swap
@@ -152,7 +151,7 @@ def distance_matrix(
     check_comparable(models)
     check_in_range("--samples", samples, 1, MAX_SAMPLES)
     check_in_range("--batch", batch, 1, MAX_BATCH)
-    check_in_range("--truncation", truncation, 0.0, math.inf)
+    check_truncation(truncation)
     device = models[0].generator.input.input.device
     metric = get_metric(metric, device) if isinstance(metric, str) else metric
     totals = torch.zeros(len(models), len(models), dtype=torch.float64)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ class InversionSettings:
         for name in ("lr_rampup", "lr_rampdown", "perturbation_ramp"):
             check_in_range(name, getattr(self, name), 0.0, 1.0)
         for name in ("noise_regularize", "pixel_weight", "perceptual_weight", "perturbation"):
-            check_in_range(name, getattr(self, name), 0.0, math.inf)
+            check_in_range(name, getattr(self, name), 0.0, sys.float_info.max)
         if self.pixel_loss not in ("l1", "l2"):
             raise ZooError(f"--pixel-loss {self.pixel_loss!r}: use l1 or l2")
         if self.perceptual not in PERCEPTUAL_CHOICES:

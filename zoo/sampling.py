@@ -11,6 +11,11 @@ from .images import MAX_BATCH, check_image_memory
 from .model import Generator, NoiseSpec
 
 
+def check_truncation(truncation: float) -> None:
+    if not 0 <= truncation < float("inf"):  # written so that NaN fails
+        raise ZooError(f"--truncation {truncation}: must be 0 (the mean latent) or more, 1 for none")
+
+
 def sample_latents(generator: Generator, n: int, seed: int) -> torch.Tensor:
     """n z vectors from N(0, I), the same for a given seed on every device."""
     return torch.randn(n, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
@@ -31,8 +36,7 @@ def sample(
     check_in_range("--n", n, 1)
     check_image_memory(f"--n {n}", n, generator.config.size)
     check_in_range("--batch", batch_size, 1, MAX_BATCH)
-    if not 0 <= truncation < float("inf"):  # written so that NaN fails
-        raise ZooError(f"--truncation {truncation}: must be 0 (the mean latent) or more, 1 for none")
+    check_truncation(truncation)
     device = generator.input.input.device
     images = []
     for z in sample_latents(generator, n, seed).split(batch_size):
