@@ -352,3 +352,18 @@ def test_a_disk_filling_up_part_way_leaves_no_output(monkeypatch, capsys, family
     exit_code, stderr = run_zoo(monkeypatch, capsys, *command, inputs, "--out", out, "--steps", "2")
     assert_one_line(exit_code, stderr, "no space left on device", str(out))
     assert len(saved) == 1 and [path for path in out.rglob("*") if path.is_file()] == []
+
+
+def test_a_read_only_zoo_home_costs_the_sefa_cache_not_the_inversion(monkeypatch, capsys, family, inputs, tmp_path, zoo_home):
+    from zoo.files import atomic_path
+
+    def read_only(path):
+        if zoo_home in path.parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return atomic_path(path)
+
+    monkeypatch.setattr("zoo.inversion.atomic_path", read_only)
+    out = tmp_path / "out"
+    exit_code, stderr = run_zoo(monkeypatch, capsys, "invert", "tiny", inputs / "face0.png", "--out", out, "--steps", "2")
+    assert exit_code == 0 and "zoo: warning: " in stderr and "SeFa space not cached (" in stderr
+    assert (out / "face0-tiny.latent.safetensors").is_file()

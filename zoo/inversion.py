@@ -27,6 +27,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -107,13 +108,19 @@ def sefa_space(model: ZooModel, samples: int = 10_000, cache: bool = True) -> Se
             pass  # a damaged cache entry is recomputed and rewritten below
     space = compute_sefa_space(model.generator, samples)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: value for name, value in asdict(space).items() if name != "samples"}
-        metadata = {"zoo.sefa_version": SEFA_CACHE_VERSION, "model_sha256": sha256, "samples": str(samples),
-                    "layers": "conv1, convs.* (ToRGB excluded)", "rows": "unit-normalised"}  # fmt: skip
-        with atomic_path(path) as tmp:
-            save_file({name: value.contiguous() for name, value in tensors.items()}, str(tmp), metadata=metadata)
+        try:
+            save_sefa_cache(path, space, sha256)
+        except (OSError, SafetensorError) as error:  # a read-only or full zoo home costs the cache, not the inversion
+            warnings.warn(f"{path}: SeFa space not cached ({str(error).splitlines()[0]}); it is computed again next time")
     return space.to(model.generator.input.input.device)
+
+
+def save_sefa_cache(path: Path, space: SefaSpace, sha256: str) -> None:
+    tensors = {name: value for name, value in asdict(space).items() if name != "samples"}
+    metadata = {"zoo.sefa_version": SEFA_CACHE_VERSION, "model_sha256": sha256, "samples": str(space.samples),
+                "layers": "conv1, convs.* (ToRGB excluded)", "rows": "unit-normalised"}  # fmt: skip
+    with atomic_path(path) as tmp:
+        save_file({name: value.contiguous() for name, value in tensors.items()}, str(tmp), metadata=metadata)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
