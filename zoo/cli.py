@@ -34,10 +34,10 @@ from .distance import (
     variant_distances,
 )
 from .domains import describe, domain_status, get_domain
-from .errors import ZooError
+from .errors import ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
-from .images import expand_inputs, grid, load_images, save_image
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
@@ -47,7 +47,7 @@ from .registry import Registry, check_name, load
 from .sampling import sample
 from .swap import install_swapped, level_resolutions
 from .training import format_metrics, rich_progress, train_and_install
-from .translation import TranslationJob, check_free, family_members, prepare_translation, run_translation
+from .translation import TranslationJob, family_members, prepare_translation, run_translation
 
 app = typer.Typer(
     name="zoo",
@@ -57,6 +57,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+SEED_RANGE = dict(min=-(2**63), max=2**64 - 1)  # what torch.Generator.manual_seed takes
 error_console = Console(stderr=True)
 
 
@@ -102,19 +103,18 @@ def import_command(
 def sample_command(
     model: str = typer.Argument(..., help="An installed model name or a .safetensors path."),
     n: int = typer.Option(16, "--n", min=1, help="Number of images."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the z samples."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the z samples."),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward the mean latent (1 = none)."),
     noise: str = typer.Option("const", "--noise", help="'const' (stored maps, reproducible) or 'random'."),
     out: Path = typer.Option(Path("grid.png"), "--out", help="Output grid image."),
-    batch: int = typer.Option(16, "--batch", min=1, help="Images per generator pass."),
+    batch: int = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images per generator pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ):
     """Write a grid of random samples."""
     if noise not in ("const", "random"):
         raise ZooError(f"--noise {noise!r}: use 'const' or 'random'")
-    if out.exists() and not force:
-        raise ZooError(f"{out}: already exists; pass --force to overwrite it or choose another --out")
+    check_free([out], force)
     generator = load(model, device=pick_device(device)).generator
     with progress_bar() as progress:
         task = progress.add_task(f"sampling {model}", total=n)
@@ -257,7 +257,7 @@ TRAINING_OPTIONS = {  # name -> (type, option); the first ones are TrainConfig's
     "r1_gamma": (Optional[float], typer.Option(None, "--r1", help="R1 regularisation weight (default 10; 0 disables).")),
     "path_regularize": (Optional[float], typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables).")),
     "augment": (Optional[str], typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off.")),
-    "seed": (Optional[int], typer.Option(None, "--seed", help="Seed of the whole run (default 0).")),
+    "seed": (Optional[int], typer.Option(None, "--seed", **SEED_RANGE, help="Seed of the whole run (default 0).")),
     "snapshot_every": (Optional[int], typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000).")),
     "sample_every": (Optional[int], typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000).")),
     "keep_discriminator": (bool, typer.Option(True, "--discriminator/--no-discriminator",
@@ -396,7 +396,7 @@ INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings
     "precision": (str, typer.Option("auto", "--precision", help="Synthesis while optimising: auto (bfloat16 where the CPU/GPU "
                                     "computes it natively, else float32), float32 or bfloat16.")),
 }
-BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together.")
+BATCH_OPTION = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images inverted together.")
 
 
 # Commands taking these receive them as one InversionSettings, their `settings` parameter.
@@ -425,7 +425,7 @@ def translate_command(
     reference: Optional[Path] = typer.Option(None, "--reference", help="Also an output with this target-domain image's appearance."),
     appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
     truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation of random appearance codes (default: recipe)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of appearance codes and of the inversion."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of appearance codes and of the inversion."),
     grid_flag: bool = typer.Option(False, "--grid", help="Also one grid of every input and its outputs."),
     latent: Optional[list[Path]] = typer.Option(None, "--latent", help="Latent files from `zoo invert` instead of images."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
@@ -440,7 +440,7 @@ def translate_command(
     if not targets:
         raise ZooError(f"{source} has no other installed domain in its family; see `zoo list --installed`")
     job = TranslationJob(
-        source=source, targets=targets, out=out, inputs=expand_inputs(inputs) if inputs else None, latent_files=latent,
+        source=source, targets=targets, out=out, inputs=inputs or None, latent_files=latent,
         swap=swap, swap_mode=swap_mode, styles=styles, reference=reference, appearance_layers=appearance_layers,
         truncation=truncation, seed=seed, grid=grid_flag, force=force, inversion=settings, batch_size=batch,
     )  # fmt: skip
@@ -449,7 +449,7 @@ def translate_command(
     if inputs:
         announce_loss(settings, chosen)
     with progress_bar() as progress:
-        task = progress.add_task(f"inverting {len(job.inputs or [])} image(s) in {source}", total=None)
+        task = progress.add_task(f"inverting {len(prepared.stems) if inputs else 0} image(s) in {source}", total=None)
         written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
     console.print(f"wrote {len(written)} image(s) to {out}/ ({source} -> {', '.join(targets)})")
 
@@ -460,20 +460,20 @@ def invert_command(
     domain: str = typer.Argument(..., help="The images' domain (an installed model)."),
     inputs: list[Path] = typer.Argument(..., help="Images or folders of images."),
     out: Path = typer.Option(Path("out"), "--out", help="Output folder for latents and reconstructions."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the inversion's random draws."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the inversion's random draws."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = BATCH_OPTION,
     settings: InversionSettings = None,
 ):
     """Invert images into a model's latent space: writes STEM-DOMAIN.latent.safetensors and STEM-DOMAIN-reconstruction.png."""
-    files = expand_inputs(inputs)
-    latent_paths = [out / f"{path.stem}-{domain}.latent.safetensors" for path in files]
-    image_paths = [out / f"{path.stem}-{domain}-reconstruction.png" for path in files]
+    files, names = zip(*named_inputs(inputs))
+    latent_paths = [out / f"{name}-{domain}.latent.safetensors" for name in names]
+    image_paths = [out / f"{name}-{domain}-reconstruction.png" for name in names]
     check_free(latent_paths + image_paths, force)
     chosen = pick_device(device)
     model = load(domain, device=chosen)
-    images = load_images(files, model.info.config.size)
+    images = load_images(list(files), model.info.config.size)
     announce_loss(settings, chosen)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
@@ -484,9 +484,11 @@ def invert_command(
     table = Table(title=f"{domain}: {settings.method} inversion, {settings.steps} steps")
     for column in ("image", "SSIM", "L1 (0-255)", "latent", "reconstruction"):
         table.add_column(column)
+    with all_or_nothing() as written:
+        for index, path in enumerate(files):
+            written.append(save_latent(latent_paths[index], result, index, model=model, source=path.name, force=True))
+            written.append(save_image(result.reconstructions[index], image_paths[index], force=True))
     for index, path in enumerate(files):
-        save_latent(latent_paths[index], result, index, model=model, source=path.name, force=True)
-        save_image(result.reconstructions[index], image_paths[index], force=True)
         table.add_row(path.name, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
     console.print(table)
     console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(files)} image(s)")
@@ -521,8 +523,8 @@ def distance_matrix_command(
     ft: Optional[str] = typer.Option(None, "--ft", help="With --variants: the domain's model fine-tuned without FreezeFC (the FT row)."),
     samples: int = typer.Option(2000, "--samples", min=1, help="Shared z samples, rendered by every model (the paper's 2000)."),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the z samples."),
-    batch: int = typer.Option(16, "--batch", min=1, help="Samples per generator pass."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the z samples."),
+    batch: int = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Samples per generator pass."),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward each model's mean latent (1 = none)."),
     out: Path = typer.Option(Path("distance-matrix"), "--out", help="Writes PREFIX.csv, PREFIX.json and a heatmap PREFIX.png."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
@@ -596,7 +598,7 @@ def eval_command(
     reference_data: Optional[Path] = typer.Option(None, "--reference-data", help="FID's real images (default: --to's bundled data)."),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="--to images named like the inputs (default: --to's bundled data)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Evaluate a random subset of N inputs (seeded)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the inversion, appearance codes, diversity pairs and --limit."),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the inversion, appearance codes, diversity pairs and --limit."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and each input's) as JSON."),
     force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -647,11 +649,22 @@ def parse_levels(text: str) -> list[int]:
 
 
 def main() -> None:
-    """Run the CLI; a ZooError (a user's mistake) is one line and exit code 2. Typer turns Ctrl-C into exit code 130."""
+    """Run the CLI. A ZooError (a user's mistake) and a failure of the machine (read-only or full disk, a name too long,
+    out of memory: `environment_problem`) are one line and exit code 2; anything else is a bug and keeps its traceback.
+    Typer turns Ctrl-C into exit code 130."""
     warnings.showwarning = show_warning
     tune_cpu_allocator()
     try:
         app()
     except ZooError as error:
-        error_console.print(f"zoo: error: {error}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        exit_with_error(str(error))
+    except Exception as error:
+        problem = environment_problem(error)
+        if problem is None:
+            raise
+        exit_with_error(problem)
+
+
+def exit_with_error(message: str) -> None:
+    error_console.print(f"zoo: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)

@@ -56,6 +56,8 @@ def load_image_rgb(path: str | os.PathLike) -> Image.Image:
     refuses only above twice its limit and decodes anything below with a warning.
     """
     path = Path(path)
+    if not path.is_file():
+        raise UnusableImage(path, "a folder, not an image file" if path.is_dir() else "no such file")
     try:
         if path.stat().st_size == 0:
             raise UnusableImage(path, "empty file (0 bytes)")

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from .distance import DistanceMatrix, distance_matrix, load_named, save_distance_matrix
+from .distance import MAX_SAMPLES, DistanceMatrix, distance_matrix, load_named, save_distance_matrix
 from .domains import DomainSpec
-from .errors import ZooError
+from .errors import ZooError, check_in_range
 from .evaluation import held_out_inputs
 from .images import load_images, save_image
 from .inversion import InversionSettings, StepCallback, invert, invert_in_batches, resolve_perceptual
 from .metrics import backbone_file
 from .plugins import registered_domains
 from .registry import Registry, load
-from .translation import Renderer, translate, translate_multimodal, translate_with_reference, translation_options
+from .translation import Renderer, check_styles, translate, translate_multimodal, translate_with_reference, translation_options
 
 
 @dataclass
@@ -43,6 +43,12 @@ class DemoSettings:
     samples: int = 256  # z samples per model for the distance matrix
     metric: str = "auto"  # lpips-alex when its weights are on this machine, else ssim
     seed: int = 0
+
+    def __post_init__(self):
+        check_in_range("--inputs", self.inputs, 1)
+        check_styles(self.styles, minimum=1)
+        check_in_range("--steps", self.steps, 1)
+        check_in_range("--samples", self.samples, 1, MAX_SAMPLES)
 
 
 @dataclass
@@ -67,7 +73,11 @@ def cast(settings: DemoSettings) -> Cast:
             f"(installed: {', '.join(members) or 'none'}); build it with scripts/build-emoji-zoo.sh or `zoo add-domain`"
         )
     base, targets = bases[0], [name for name in members if name != bases[0]]
-    return Cast(base, targets, held_out(specs[base], [specs[name] for name in targets], settings.inputs), specs)
+    inputs = held_out(specs[base], [specs[name] for name in targets], settings.inputs)
+    stems = [path.stem for path in inputs]
+    if len(set(stems)) < len(stems):  # the page's images are named by stem
+        raise ZooError(f"{specs[base].data.bundled}: held-out images of one name in different folders; rename one of them")
+    return Cast(base, targets, inputs, specs)
 
 
 def held_out(base: DomainSpec, targets: list[DomainSpec], count: int) -> list[Path]:

@@ -22,12 +22,15 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .checkpoint import load_model
-from .errors import ZooError
+from .errors import ZooError, check_in_range
 from .files import atomic_path, atomic_write_bytes, sha256_file
+from .images import MAX_BATCH, check_free
 from .metrics import Metric, get_metric
 from .model import Generator
 from .registry import Registry, resolve
-from .sampling import sample_latents
+from .sampling import check_truncation, sample_latents
+
+MAX_SAMPLES = 100_000  # shared z per model: 50 times the paper's 2000, and (100000, style_dim) z fit any machine
 from .swap import level_resolutions, weight_swap
 
 DEFAULT_METRIC = "lpips-alex"  # the paper's
@@ -146,8 +149,9 @@ def distance_matrix(
     `on_batch(k)` is called after each batch of k samples.
     """
     check_comparable(models)
-    if samples < 1 or batch < 1:
-        raise ZooError(f"--samples {samples} and --batch {batch} must both be at least 1")
+    check_in_range("--samples", samples, 1, MAX_SAMPLES)
+    check_in_range("--batch", batch, 1, MAX_BATCH)
+    check_truncation(truncation)
     device = models[0].generator.input.input.device
     metric = get_metric(metric, device) if isinstance(metric, str) else metric
     totals = torch.zeros(len(models), len(models), dtype=torch.float64)
@@ -257,11 +261,9 @@ def swap_levels(size: int, levels: Sequence[int] | None = None) -> list[int]:
 
 
 def output_paths(prefix: str | Path, *, force: bool = False) -> list[Path]:
-    """PREFIX.csv, PREFIX.json, PREFIX.png; a ZooError if one exists and `force` is off."""
+    """PREFIX.csv, PREFIX.json, PREFIX.png; a ZooError if one exists and `force` is off, or cannot be written there."""
     paths = [Path(f"{prefix}{suffix}") for suffix in OUTPUT_SUFFIXES]
-    existing = [path for path in paths if path.exists()]
-    if existing and not force:
-        raise ZooError(f"{existing[0]}: already exists; pass --force to overwrite it or choose another --out")
+    check_free(paths, force)
     return paths
 
 

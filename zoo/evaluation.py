@@ -28,14 +28,14 @@ import torch
 from .checkpoint import ZooModel
 from .data import list_image_files
 from .distance import DEFAULT_METRIC, pairwise_sums
-from .errors import ZooError
+from .errors import ZooError, check_in_range
 from .files import atomic_write_bytes, sha256_file
 from .images import expand_inputs, load_images, to_uint8
 from .inversion import InversionSettings, StepCallback, invert_in_batches, reconstruction_scores
 from .metrics import Metric, get_metric, join_features, map_features
 from .plugins import registered_domains
 from .registry import load
-from .translation import Renderer, TranslatedImages, check_same_family, translate_images, translation_options
+from .translation import Renderer, TranslatedImages, check_same_family, check_styles, translate_images, translation_options
 
 TEST_SPLIT = "test-split"
 DIVERSITY_PAIRS = 1000  # random pairs of distinct outputs (every pair when there are fewer)
@@ -165,8 +165,9 @@ def evaluate(
 
 def prepare_evaluation(job: EvaluationJob, device: torch.device | str = "cpu") -> PreparedEvaluation:
     """Everything that can fail on bad input, before the inversion: models, inputs, metric, FID and pairs."""
-    if job.styles < 0 or job.batch < 1 or job.fid not in ("auto", True, False):
-        raise ZooError(f"styles {job.styles} must be >= 0, batch {job.batch} >= 1 and fid 'auto', True or False (got {job.fid!r})")
+    check_styles(job.styles)
+    if job.fid not in ("auto", True, False):
+        raise ZooError(f"fid must be 'auto', True or False (got {job.fid!r})")
     device = torch.device(device)
     source, target = load(job.source, device=device), load(job.target, device=device)
     check_same_family(source, target)
@@ -174,7 +175,7 @@ def prepare_evaluation(job: EvaluationJob, device: torch.device | str = "cpu") -
         raise ZooError(f"{job.source} makes {source.info.config.size}px images and {job.target} {target.info.config.size}px; "
                        "outputs are compared with their inputs, so evaluate models of one resolution")  # fmt: skip
     options = translation_options(job.target, swap=job.swap, swap_mode=job.swap_mode, appearance_layers=job.appearance_layers,
-                                  truncation=job.truncation, seed=job.seed)  # fmt: skip
+                                  truncation=job.truncation, seed=job.seed, batch=job.batch)  # fmt: skip
     renderer = Renderer(source.generator, target.generator, options)
     files = choose_inputs(job.source, job.target, job.inputs, limit=job.limit, seed=job.seed)
     images = load_images(files, source.info.config.size)
@@ -194,6 +195,8 @@ def choose_inputs(source: str, target: str, inputs, *, limit: int | None = None,
         files = held_out_inputs(source, target)
     else:
         files = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
+    if limit is not None:
+        check_in_range("--limit", limit, 2)
     if limit is not None and limit < len(files):
         chosen = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:limit]
         files = [files[index] for index in sorted(chosen.tolist())]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -12,6 +14,19 @@ from PIL import Image, ImageDraw, ImageFont
 from .data import images_to_float, list_image_files, model_input_pixels
 from .errors import ZooError
 from .files import atomic_path
+
+
+MAX_BATCH = 4096  # images generated (or inverted) together
+MEMORY_BUDGET_BYTES = 4 << 30  # images held in memory at once by one command (float32): refuse, do not swap or crash
+
+
+def check_image_memory(what: str, count: int, size: int) -> None:
+    """A ZooError naming `what` (e.g. '--n 5000') when `count` size x size images would not fit the memory budget."""
+    needed = count * 3 * size * size * 4
+    if needed > MEMORY_BUDGET_BYTES:
+        most = MEMORY_BUDGET_BYTES // (3 * size * size * 4)
+        raise ZooError(f"{what}: {count} images of {size}px need {needed / 2**30:.1f} GiB in memory at once; "
+                       f"at most {most} per run, so split the work")  # fmt: skip
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -75,23 +90,60 @@ def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Pa
     return path
 
 
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[list[Path]]:
+    """The list of files a run writes, to append to; if the run fails part way (a full disk, Ctrl-C), the files already
+    written are removed, so a failed run leaves no output behind (one it replaced under --force stays replaced)."""
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def check_free(paths: list[Path], force: bool) -> None:
+    """Refuse before any work if an output exists (without force), two inputs would write the same file, or a folder
+    it goes into is a file."""
+    seen = set()
+    for path in paths:
+        if path in seen:
+            raise ZooError(f"{path}: two inputs would write this file (same file name); rename one of them")
+        seen.add(path)
+        if path.is_dir():
+            raise ZooError(f"{path}: is a folder; choose another output path")
+        if path.exists() and not force:
+            raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
+        blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocking is not None:
+            raise ZooError(f"{blocking}: is a file, so {path} cannot be written into it; choose another --out")
+
+
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     """Files as given and folders expanded to their images (png/jpg/jpeg/webp, recursively), in a stable order."""
-    files = []
+    return [path for path, _ in named_inputs(inputs)]
+
+
+def named_inputs(inputs: list[str | Path]) -> list[tuple[Path, str]]:
+    """`expand_inputs`, each file with the name its outputs take: a file's stem, or for an image found in a folder its
+    path under that folder without the suffix ('a/x' for folder/a/x.png), so a/x.png and b/x.png keep apart."""
+    named = []
     for item in map(Path, inputs):
         if item.is_dir():
             found = list_image_files(item)
             if not found:
                 raise ZooError(f"{item}: folder holds no png/jpg/jpeg/webp image")
-            files += found
+            named += [(path, path.relative_to(item).with_suffix("").as_posix()) for path in found]
         elif item.is_file():
-            files.append(item)
+            named.append((item, item.stem))
         else:
             raise ZooError(f"{item}: no such file or folder")
-    return files
+    return named
 
 
 def load_images(paths: list[Path], size: int) -> torch.Tensor:
     """(N, 3, size, size) in [-1, 1]: each file made RGB (alpha on white), centre-cropped and resized like training
     data; an unusable file (not an image, truncated, empty, under 8 px, a decompression bomb) is a one-line ZooError."""
+    check_image_memory(f"{len(paths)} input images", len(paths), size)
     return images_to_float(torch.from_numpy(np.stack([model_input_pixels(path, size) for path in paths])))

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,9 +40,10 @@ from torch.nn import functional as F
 
 from .checkpoint import ZooModel
 from .devices import PRECISIONS, compute_dtype, dtype_name
-from .errors import ZooError
+from .errors import ZooError, check_in_range
 from .files import atomic_path, sha256_file
 from .home import zoo_home
+from .images import MAX_BATCH
 from .metrics import Metric, backbone_file, get_metric, ssim
 from .model import Generator
 
@@ -105,13 +108,19 @@ def sefa_space(model: ZooModel, samples: int = 10_000, cache: bool = True) -> Se
             pass  # a damaged cache entry is recomputed and rewritten below
     space = compute_sefa_space(model.generator, samples)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: value for name, value in asdict(space).items() if name != "samples"}
-        metadata = {"zoo.sefa_version": SEFA_CACHE_VERSION, "model_sha256": sha256, "samples": str(samples),
-                    "layers": "conv1, convs.* (ToRGB excluded)", "rows": "unit-normalised"}  # fmt: skip
-        with atomic_path(path) as tmp:
-            save_file({name: value.contiguous() for name, value in tensors.items()}, str(tmp), metadata=metadata)
+        try:
+            save_sefa_cache(path, space, sha256)
+        except (OSError, SafetensorError) as error:  # a read-only or full zoo home costs the cache, not the inversion
+            warnings.warn(f"{path}: SeFa space not cached ({str(error).splitlines()[0]}); it is computed again next time")
     return space.to(model.generator.input.input.device)
+
+
+def save_sefa_cache(path: Path, space: SefaSpace, sha256: str) -> None:
+    tensors = {name: value for name, value in asdict(space).items() if name != "samples"}
+    metadata = {"zoo.sefa_version": SEFA_CACHE_VERSION, "model_sha256": sha256, "samples": str(space.samples),
+                "layers": "conv1, convs.* (ToRGB excluded)", "rows": "unit-normalised"}  # fmt: skip
+    with atomic_path(path) as tmp:
+        save_file({name: value.contiguous() for name, value in tensors.items()}, str(tmp), metadata=metadata)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -143,8 +152,15 @@ class InversionSettings:
     def __post_init__(self):
         if self.method not in ("bounded", "projection"):
             raise ZooError(f"--method {self.method!r}: use bounded or projection")
-        if self.steps < 1 or self.lr <= 0 or self.directions < 0:
-            raise ZooError("--steps must be at least 1, --lr positive and --directions 0 (all) or more")
+        check_in_range("--steps", self.steps, 1)
+        check_in_range("--directions", self.directions, 0)
+        check_in_range("sefa_samples", self.sefa_samples, 2)
+        if not 0 < self.lr < math.inf:  # written so that NaN fails
+            raise ZooError(f"--inversion-lr {self.lr}: must be a positive number")
+        for name in ("lr_rampup", "lr_rampdown", "perturbation_ramp"):
+            check_in_range(name, getattr(self, name), 0.0, 1.0)
+        for name in ("noise_regularize", "pixel_weight", "perceptual_weight", "perturbation"):
+            check_in_range(name, getattr(self, name), 0.0, sys.float_info.max)
         if self.pixel_loss not in ("l1", "l2"):
             raise ZooError(f"--pixel-loss {self.pixel_loss!r}: use l1 or l2")
         if self.perceptual not in PERCEPTUAL_CHOICES:
@@ -422,6 +438,8 @@ class SavedLatent:
 def load_latent(path: str | Path, model: ZooModel) -> SavedLatent:
     """A latent file written by `save_latent`; it must have been made with `model` (same checkpoint sha256)."""
     path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: no such latent file (a folder, or missing); give a file made by `zoo invert`")
     try:
         from safetensors import safe_open
 
@@ -438,12 +456,23 @@ def load_latent(path: str | Path, model: ZooModel) -> SavedLatent:
             f"{path}: inverted with another model ({metadata.get('domain')}, sha256 {metadata.get('model_sha256', '?')[:12]}…), "
             f"not {model.info.domain}; pass --from {metadata.get('domain')} or invert the image again"
         )
-    latent = tensors["latent"]
-    if tuple(latent.shape) != (model.generator.n_latent, model.generator.config.style_dim):
-        raise ZooError(f"{path}: latent of shape {tuple(latent.shape)} does not fit {model.info.domain}")
-    noise_names = sorted((name for name in tensors if name.startswith("noise.")), key=lambda name: int(name.split(".")[1]))
-    noise = [tensors[name] for name in noise_names] or None
+    generator = model.generator
+    latent = check_latent_tensor(path, "latent", tensors["latent"], (generator.n_latent, generator.config.style_dim))
+    noise_shapes = {f"noise.{layer}": tuple(buffer.shape[1:]) for layer, buffer in enumerate(generator.noises.buffers())}
+    saved_noise = {name for name in tensors if name.startswith("noise.")}
+    if saved_noise and saved_noise != set(noise_shapes):
+        raise ZooError(f"{path}: noise maps {', '.join(sorted(saved_noise))} do not fit {model.info.domain} "
+                       f"(it has {len(noise_shapes)}); invert the image again with `zoo invert`")  # fmt: skip
+    noise = [check_latent_tensor(path, name, tensors[name], shape) for name, shape in noise_shapes.items()] if saved_noise else None
     return SavedLatent(latent, noise, metadata)
+
+
+def check_latent_tensor(path: Path, name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A latent file's tensor as float32, if it has the model's shape and only finite numbers; else a ZooError."""
+    if tuple(tensor.shape) != shape or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+        raise ZooError(f"{path}: {name} is {tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}, not {shape} "
+                       "finite floats as the model needs; invert the image again with `zoo invert`")  # fmt: skip
+    return tensor.float()
 
 
 def invert_in_batches(
@@ -457,6 +486,7 @@ def invert_in_batches(
 ) -> InversionResult:
     """`invert` over chunks of `batch_size` images, results joined in input order; on_step counts every chunk's steps."""
     settings = settings or InversionSettings()
+    check_in_range("--batch", batch_size, 1, MAX_BATCH)
     chunks = images.split(batch_size)
     total = settings.steps * len(chunks)
     results = []

@@ -6,7 +6,14 @@ from typing import Callable
 
 import torch
 
+from .errors import ZooError, check_in_range
+from .images import MAX_BATCH, check_image_memory
 from .model import Generator, NoiseSpec
+
+
+def check_truncation(truncation: float) -> None:
+    if not 0 <= truncation < float("inf"):  # written so that NaN fails
+        raise ZooError(f"--truncation {truncation}: must be 0 (the mean latent) or more, 1 for none")
 
 
 def sample_latents(generator: Generator, n: int, seed: int) -> torch.Tensor:
@@ -26,6 +33,10 @@ def sample(
     on_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """n images (n, 3, H, W) in [-1, 1] on the CPU; `on_batch(k)` is called after each batch of k images."""
+    check_in_range("--n", n, 1)
+    check_image_memory(f"--n {n}", n, generator.config.size)
+    check_in_range("--batch", batch_size, 1, MAX_BATCH)
+    check_truncation(truncation)
     device = generator.input.input.device
     images = []
     for z in sample_latents(generator, n, seed).split(batch_size):

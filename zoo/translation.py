@@ -19,8 +19,8 @@ import torch
 
 from .checkpoint import ZooModel
 from .domains import Recipe
-from .errors import ZooError
-from .images import grid, load_images, save_image
+from .errors import ZooError, check_in_range
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
 from .inversion import InversionResult, InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
 from .plugins import registered_domains
@@ -28,6 +28,7 @@ from .registry import Registry, load
 from .swap import feature_swap, level_resolutions, weight_swap
 
 SWAP_MODES = ("weights", "features")
+MAX_STYLES = 256  # random appearance codes per input: a figure's worth; more is a typo, not a translation
 
 
 @dataclass
@@ -37,12 +38,20 @@ class TranslationOptions:
     appearance_layers: int = 2  # K: how many of the last W+ rows take the appearance code
     truncation: float = 0.7  # of random appearance codes, toward the target's mean latent
     seed: int = 0
+    batch: int = 16  # images rendered together: the memory of a render is bounded by it, not by inputs x styles
 
     def __post_init__(self):
         if self.swap_mode not in SWAP_MODES:
             raise ZooError(f"--swap-mode {self.swap_mode!r}: use weights or features")
-        if self.swap < 0 or self.appearance_layers < 0 or not 0 < self.truncation <= 1:
-            raise ZooError("--swap and --appearance-layers must be >= 0 and --truncation in (0, 1]")
+        check_in_range("--swap", self.swap, 0)
+        check_in_range("--appearance-layers", self.appearance_layers, 0)
+        if not 0 < self.truncation <= 1:  # written so that NaN fails
+            raise ZooError(f"--truncation {self.truncation}: must be in (0, 1]")
+        check_in_range("--batch", self.batch, 1, MAX_BATCH)
+
+
+def check_styles(styles: int, minimum: int = 0) -> None:
+    check_in_range("--styles", styles, minimum, MAX_STYLES)
 
 
 def check_same_family(source: ZooModel, target: ZooModel) -> None:
@@ -60,17 +69,38 @@ class Renderer:
 
     def __init__(self, source: Generator, target: Generator, options: TranslationOptions):
         self.source, self.target, self.options = source, target, options
+        top_level = target.config.size.bit_length() - 4  # the highest l leaving the target's last resolution its own
+        if options.swap > top_level:
+            raise ZooError(f"--swap {options.swap} would swap every layer of a {target.config.size}px model; "
+                           f"use a level from 0 to {top_level}")  # fmt: skip
+        if options.appearance_layers >= target.n_latent:
+            raise ZooError(f"--appearance-layers {options.appearance_layers}: {target.config.size}px models have "
+                           f"{target.n_latent} latent rows and the content needs at least one; use 0 to {target.n_latent - 1}")  # fmt: skip
         self.resolutions = level_resolutions(options.swap)
-        if self.resolutions and max(self.resolutions) >= target.config.size:
-            raise ZooError(f"--swap {options.swap} would swap every layer of a {target.config.size}px model; use a lower level")
         if self.resolutions and options.swap_mode == "weights":
             self.target = weight_swap(source, target, self.resolutions)
 
     @torch.no_grad()
     def render(self, latents: torch.Tensor, noise) -> torch.Tensor:
+        """Images of W+ `latents` (B, n_latent, D), `options.batch` at a time, on the CPU: many inputs times many
+        styles never make one batch the memory cannot hold."""
+        chunks = []
+        for start in range(0, latents.shape[0], self.options.batch):
+            rows = slice(start, start + self.options.batch)
+            chunks.append(self.render_batch(latents[rows], noise_rows(noise, rows)).cpu())
+        return torch.cat(chunks)
+
+    def render_batch(self, latents: torch.Tensor, noise) -> torch.Tensor:
         if self.resolutions and self.options.swap_mode == "features":
             return feature_swap(self.source, self.target, latents, max(self.resolutions), noise=noise)
         return self.target.synthesis(latents, noise=noise)
+
+
+def noise_rows(noise, rows: slice):
+    """The noise of some rows of a batch: per-image maps sliced, shared maps and 'const'/'random' as they are."""
+    if isinstance(noise, str):
+        return noise
+    return [layer if layer.shape[0] == 1 else layer[rows] for layer in noise]
 
 
 def with_appearance(content: torch.Tensor, appearance: torch.Tensor, layers: int) -> torch.Tensor:
@@ -95,27 +125,19 @@ def random_appearance(target: Generator, count: int, options: TranslationOptions
     return target.truncate(target.mapping(z.to(target.input.input.device)), options.truncation)
 
 
-def repeat_noise(noise, times: int):
-    """Per-image noise maps repeated for `times` outputs per image (shared maps and 'const'/'random' pass through)."""
-    if isinstance(noise, str):
-        return noise
-    return [layer if layer.shape[0] == 1 else layer.repeat_interleave(times, 0) for layer in noise]
-
-
 def translate(renderer: Renderer, latents: torch.Tensor, noise) -> torch.Tensor:
     """One output per input: the content code on every layer."""
     return renderer.render(latents, noise)
 
 
 def translate_multimodal(renderer: Renderer, latents: torch.Tensor, noise, styles: int) -> torch.Tensor:
-    """(B, styles, 3, H, W): each input with the same `styles` random appearance codes (Eq. 10)."""
-    options = renderer.options
-    appearance = random_appearance(renderer.target, styles, options)
-    batch = latents.shape[0]
-    content = latents.repeat_interleave(styles, 0)
-    mixed = with_appearance(content, appearance.repeat(batch, 1), options.appearance_layers)
-    images = renderer.render(mixed, repeat_noise(noise, styles))
-    return images.view(batch, styles, *images.shape[1:])
+    """(B, styles, 3, H, W): each input with the same `styles` random appearance codes (Eq. 10), one code at a time,
+    so neither the latents nor per-image noise maps are copied `styles` times."""
+    check_styles(styles, minimum=1)
+    appearance = random_appearance(renderer.target, styles, renderer.options)
+    rows = renderer.options.appearance_layers
+    return torch.stack([renderer.render(with_appearance(latents, code.expand(latents.shape[0], -1), rows), noise)
+                        for code in appearance], dim=1)  # fmt: skip
 
 
 def translate_with_reference(renderer: Renderer, latents: torch.Tensor, noise, reference_latents: torch.Tensor) -> torch.Tensor:
@@ -166,6 +188,7 @@ def translation_options(
     appearance_layers: int | None = None,
     truncation: float | None = None,
     seed: int = 0,
+    batch: int = 16,
 ) -> TranslationOptions:
     """Options for translating into `target`: each one as given, else the target's declared recipe, else the default."""
     recipe = recipe_defaults(target)
@@ -175,23 +198,13 @@ def translation_options(
         appearance_layers=appearance_layers if appearance_layers is not None else (recipe.appearance_layers if recipe else 2),
         truncation=truncation if truncation is not None else (recipe.truncation if recipe else 0.7),
         seed=seed,
+        batch=batch,
     )
 
 
 def output_path(out: Path, stem: str, source: str, target: str, suffix: str = "") -> Path:
     """<out>/<stem>-<source>-to-<target><suffix>.png: one name per input, target and variant."""
     return out / f"{stem}-{source}-to-{target}{suffix}.png"
-
-
-def check_free(paths: list[Path], force: bool) -> None:
-    """Refuse before any work if an output exists (without force) or two inputs would write the same file."""
-    seen = set()
-    for path in paths:
-        if path in seen:
-            raise ZooError(f"{path}: two inputs would write this file (same file name); rename one of them")
-        seen.add(path)
-        if path.exists() and not force:
-            raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -205,7 +218,7 @@ class TranslationJob:
     source: str
     targets: list[str]
     out: Path
-    inputs: list[Path] | None = None  # image files (already expanded), or
+    inputs: list[Path] | None = None  # image files and folders of images, or
     latent_files: list[Path] | None = None  # latents saved by `zoo invert` with the source model
     swap: int | None = None  # None: the target's recipe default
     swap_mode: str = "weights"
@@ -221,7 +234,7 @@ class TranslationJob:
 
     def options_for(self, target: str) -> TranslationOptions:
         return translation_options(target, swap=self.swap, swap_mode=self.swap_mode, appearance_layers=self.appearance_layers,
-                                   truncation=self.truncation, seed=self.seed)  # fmt: skip
+                                   truncation=self.truncation, seed=self.seed, batch=self.batch_size)  # fmt: skip
 
 
 @dataclass
@@ -255,6 +268,7 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
         raise ZooError("give input images or --latent files (one or the other)")
     if job.reference is not None and len(job.targets) != 1:
         raise ZooError("--reference takes its appearance from one target domain; use it with a single --to")
+    check_styles(job.styles)
     source = load(job.source, device=device)
     targets = {name: load(name, device=device) for name in job.targets}
     for target in targets.values():
@@ -266,10 +280,11 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
     saved = images = None
     if job.latent_files:
         saved = [load_latent(path, source) for path in job.latent_files]
-        stems = [Path(item.metadata["source"]).stem for item in saved]
+        stems = [Path(item.metadata.get("source") or path.name).stem for item, path in zip(saved, job.latent_files)]
     else:
-        images = load_images(job.inputs, source.info.config.size)
-        stems = [path.stem for path in job.inputs]
+        files, stems = zip(*named_inputs(job.inputs))
+        images = load_images(list(files), source.info.config.size)
+        stems = list(stems)
     plan = output_plan(job, stems)
     check_free(plan.paths(), job.force)
     return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image)
@@ -290,22 +305,22 @@ def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | Non
 
 @dataclass
 class OutputPlan:
-    per_input: dict[str, list[Path]]  # stem -> its files: one per target, style and reference (or one --to all grid)
+    per_input: list[list[Path]]  # each input's files: one per target, style and reference (or one --to all grid)
     grid: Path | None = None  # --grid: every input in one picture (with --to all: each domain's first output)
 
     def paths(self) -> list[Path]:
-        return [path for paths in self.per_input.values() for path in paths] + ([self.grid] if self.grid else [])
+        return [path for paths in self.per_input for path in paths] + ([self.grid] if self.grid else [])
 
 
 def output_plan(job: TranslationJob, stems: list[str]) -> OutputPlan:
     if len(job.targets) > 1:
-        per_input = {stem: [job.out / f"{stem}-{job.source}-to-all.png"] for stem in stems}
+        per_input = [[job.out / f"{stem}-{job.source}-to-all.png"] for stem in stems]
         return OutputPlan(per_input, job.out / f"{job.source}-to-all-grid.png" if job.grid else None)
     target = job.targets[0]
     suffixes = [""] + [f"-style{index + 1}" for index in range(job.styles)]
     if job.reference is not None:
         suffixes.append(f"-ref-{job.reference.stem}")
-    per_input = {stem: [output_path(job.out, stem, job.source, target, suffix) for suffix in suffixes] for stem in stems}
+    per_input = [[output_path(job.out, stem, job.source, target, suffix) for suffix in suffixes] for stem in stems]
     return OutputPlan(per_input, job.out / f"{job.source}-to-{target}-grid.png" if job.grid else None)
 
 
@@ -334,22 +349,26 @@ def render_rows(renderer: Renderer, latents: torch.Tensor, noise, styles: int, r
 
 
 def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor]) -> list[Path]:
+    with all_or_nothing() as written:
+        write_planned(job, plan, content, rows, written)
+    return written
+
+
+def write_planned(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor], written: list[Path]) -> None:
     job.out.mkdir(parents=True, exist_ok=True)
-    written = []
     inputs = content.images.cpu() if content.images is not None else None
-    for index, stem in enumerate(content.stems):
+    for index in range(len(content.stems)):
         if len(job.targets) > 1:
             per_target = [rows[name][index] for name in job.targets]
             if inputs is not None:
                 per_target = [torch.cat([inputs[index][None], images]) for images in per_target]
             images = torch.stack(per_target)
-            written.append(save_image(grid(images.flatten(0, 1), nrow=images.shape[1]), plan.per_input[stem][0], force=True))
+            written.append(save_image(grid(images.flatten(0, 1), nrow=images.shape[1]), plan.per_input[index][0], force=True))
             continue
-        for image, path in zip(rows[job.targets[0]][index], plan.per_input[stem]):
+        for image, path in zip(rows[job.targets[0]][index], plan.per_input[index]):
             written.append(save_image(image, path, force=True))
     if plan.grid:  # one row per input: its outputs, or with several targets each target's first output
         table = rows[job.targets[0]] if len(job.targets) == 1 else torch.stack([rows[name][:, 0] for name in job.targets], 1)
         if inputs is not None:
             table = torch.cat([inputs[:, None], table], dim=1)
         written.append(save_image(grid(table.flatten(0, 1), nrow=table.shape[1]), plan.grid, force=True))
-    return written
