@@ -121,7 +121,6 @@ def test_each_image_of_a_batch_has_its_own_latent(model, targets):
     assert (batched.latents[0] - batched.latents[1]).abs().max() > 0.1
     chunked = invert_in_batches(model, targets, settings, batch_size=2)
     assert torch.allclose(chunked.latents, singles, atol=1e-4) and chunked.v.shape[0] == 3
-    assert chunked.seconds > 0 and batched.seconds > 0
 
 
 def test_projection_optimises_normalised_noise_from_the_mean_latent(model, targets):
