@@ -80,18 +80,17 @@ def assert_unchanged(home: Path, before: dict[str, bytes]):
         load(name)
 
 
-@pytest.mark.parametrize("force", [False, True], ids=["new-model", "force-replace"])
-def test_registry_write_failing_midway_changes_nothing(zoo_home, installed, monkeypatch, force):
-    with monkeypatch.context() as patch, pytest.raises((OSError, ZooError)):
-        fail_fsync_of(patch, "registry.toml")
-        install_model("alpha" if force else "gamma", make_generator(2), family="alpha", lineage={}, force=force)
-    assert_unchanged(zoo_home, installed)
+REGISTRY_FAILURES = {
+    "write-fails-midway": lambda patch: fail_fsync_of(patch, "registry.toml"),
+    "commit-fails-after-the-checkpoint-was-written": lambda patch: fail_rename_onto(patch, "registry.toml"),
+}
 
 
+@pytest.mark.parametrize("failure", list(REGISTRY_FAILURES))
 @pytest.mark.parametrize("force", [False, True], ids=["new-model", "force-replace"])
-def test_registry_commit_failing_after_the_checkpoint_was_written_changes_nothing(zoo_home, installed, monkeypatch, force):
+def test_a_failing_registry_write_changes_nothing(zoo_home, installed, monkeypatch, failure, force):
     with monkeypatch.context() as patch, pytest.raises((OSError, ZooError)):
-        fail_rename_onto(patch, "registry.toml")
+        REGISTRY_FAILURES[failure](patch)
         install_model("alpha" if force else "gamma", make_generator(2), family="alpha", lineage={}, force=force)
     assert_unchanged(zoo_home, installed)
 
