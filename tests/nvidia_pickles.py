@@ -264,6 +264,42 @@ def ada_pickle(
     )
 
 
+def _easy(value):
+    return EasyDict({key: _easy(item) for key, item in value.items()}) if isinstance(value, dict) else value
+
+
+def ada_network_from_state(state: dict, buffers: set, classes: dict, init_kwargs: dict, source: str) -> AdaModule:
+    """An ada network rebuilt from a flat state dict under NVIDIA's names (e.g. NVIDIA's own `G.state_dict()`).
+
+    `classes` maps every submodule's dotted path ('' for the network) to its class name, `buffers` names the
+    buffers among the tensors (the rest are parameters).
+    """
+    modules = {path: AdaModule(class_name) for path, class_name in classes.items()}
+    for path in sorted(modules, key=lambda name: name.count(".")):
+        if path:
+            parent, _, attribute = path.rpartition(".")
+            setattr(modules[parent], attribute, modules[path])
+    for name, tensor in state.items():
+        path, _, attribute = name.rpartition(".")
+        if name in buffers:
+            modules[path].register_buffer(attribute, tensor.clone())
+        else:
+            setattr(modules[path], attribute, _param(tensor))
+    network = modules[""]
+    network._init_args, network._init_kwargs = (), _easy(init_kwargs)
+    return network.with_module_src(source).eval()
+
+
+def ada_pickle_from_states(networks: dict[str, AdaModule], *, exec_marker: Path, resolution: int) -> bytes:
+    """The snapshot layout NVIDIA's training loop writes, around networks from `ada_network_from_state`."""
+    training_set_kwargs = EasyDict(
+        class_name="training.dataset.ImageFolderDataset", path="~/datasets/tiny.zip", use_labels=False,
+        max_size=1000, xflip=False, resolution=resolution,
+    )
+    return _dumps(dict(training_set_kwargs=training_set_kwargs, G=networks["G_ema"], D=networks["D"],
+                       G_ema=networks["G_ema"], augment_pipe=None))  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # StyleGAN2 TensorFlow
 

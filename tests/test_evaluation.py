@@ -4,6 +4,7 @@ import csv
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from conftest import save_samples
@@ -159,6 +160,54 @@ def test_frechet_distance_with_random_inception_weights(inception_weights, tmp_p
     torch.save({"weight": torch.zeros(1)}, other)
     with pytest.raises(ZooError, match="not the FID Inception weights"):
         frechet_distance([a], [a], other)
+
+
+def frechet_closed_form(mean_a, cov_a, mean_b, cov_b) -> float:
+    """|m_a - m_b|² + tr(C_a + C_b - 2 (C_a^½ C_b C_a^½)^½), in float64 through symmetric eigendecompositions."""
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(0))) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(0)
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(cross).sum())
+
+
+def moments(features: np.ndarray):
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def test_closed_form_and_torchmetrics_agree_on_gaussians():
+    """FID's numeric core (torchmetrics, which zoo calls) against the closed form between two Gaussians."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Features(torch.nn.Module):  # the "images" are already features; torchmetrics probes it with one image first
+        def forward(self, x):
+            return x.flatten(1)[:, :8].double()
+
+    scales, shift = torch.linspace(0.5, 2.0, 8, dtype=torch.float64), 0.3
+    exact = 8 * shift**2 + float(((scales - 1) ** 2).sum())  # N(0, I) vs N(shift, diag(scales²))
+    assert frechet_closed_form(np.zeros(8), np.eye(8), np.full(8, shift), np.diag(scales.numpy() ** 2)) == pytest.approx(exact)
+    random = torch.Generator().manual_seed(0)
+    a = torch.randn(20_000, 8, generator=random, dtype=torch.float64)
+    b = shift + scales * torch.randn(20_000, 8, generator=random, dtype=torch.float64)
+    fid = FrechetInceptionDistance(feature=Features())
+    fid.update(a, real=True)
+    fid.update(b, real=False)
+    assert float(fid.compute()) == pytest.approx(frechet_closed_form(*moments(a.numpy()), *moments(b.numpy())), rel=1e-6)
+    assert float(fid.compute()) == pytest.approx(exact, rel=0.05)  # sampling error of 20,000 draws
+
+
+@pytest.mark.slow  # 16 Inception passes at 299 px: about a minute on 2 shared cores
+def test_frechet_distance_is_the_closed_form_over_the_inception_features(inception_weights):
+    """zoo's plumbing (uint8 conversion, batches, which set is real) around torchmetrics' network, against the closed
+    form over the features that network gives the same images."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    generated, real = random_images(2, n=4, size=32), random_images(3, n=4, size=32) * 0.6
+    network = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(inception_weights)).inception
+    with torch.no_grad():
+        features = [network(((images + 1) * 127.5).round().to(torch.uint8)).double().numpy() for images in (generated, real)]
+    expected = frechet_closed_form(*moments(features[0]), *moments(features[1]))
+    value = frechet_distance([generated[:3], generated[3:]], [real[:1], real[1:]], inception_weights)
+    assert value == pytest.approx(expected, rel=1e-4) and expected > 0.1
 
 
 def test_missing_fid_weights_skip_fid_with_a_note_or_fail_when_asked(family, inputs, no_fid_weights, monkeypatch):

@@ -1,6 +1,9 @@
 """Layer swap: the paper's weight swap (a standalone model) and the authors' feature swap (at translation time)."""
 
+import copy
+
 import pytest
+import references
 import torch
 
 from zoo.errors import ZooError
@@ -35,16 +38,33 @@ def test_levels_follow_the_paper():
         level_resolutions(-1)
 
 
-def test_weight_swap_takes_exactly_the_chosen_layers_from_the_base(pair):
+@pytest.mark.parametrize("resolutions", [[4, 8], [4, 8, 16]])
+def test_weight_swap_takes_exactly_the_chosen_layers_from_the_base(pair, resolutions):
     base, target = pair
-    swapped = weight_swap(base, target, [4, 8])
-    keys = set(swapped_keys(target, [4, 8]))
+    target_before = copy.deepcopy(target.state_dict())
+    swapped = weight_swap(base, target, resolutions)
+    keys = references.keys_by_resolution(target, resolutions)
+    assert set(swapped_keys(target, resolutions)) == keys
     assert {"input.input", "conv1.conv.weight", "convs.1.activate.bias", "noises.noise_2"} <= keys
-    assert not any(key.startswith(("to_rgb", "convs.2.", "style.")) for key in keys)
+    assert not any(key.startswith(("to_rgb", "style.")) for key in keys)
     for key, value in swapped.state_dict().items():
         source = base if key in keys else target
         assert torch.equal(value, source.state_dict()[key]), key
-    assert torch.equal(target.state_dict()["input.input"], Generator.state_dict(target)["input.input"])  # target untouched
+    for key, value in target.state_dict().items():  # the target itself is untouched
+        assert torch.equal(value, target_before[key]), key
+    w = latents(base)
+    with torch.no_grad():
+        torch.testing.assert_close(swapped.synthesis(w), references.render(references.weight_swapped(base, target, keys), w))
+
+
+@pytest.mark.parametrize("resolution", [4, 8, 16])
+def test_feature_swap_matches_a_layer_by_layer_reference(pair, resolution):
+    base, target = pair
+    w = latents(base)
+    with torch.no_grad():
+        swapped = feature_swap(base, target, w, resolution)
+        torch.testing.assert_close(swapped, references.feature_swapped(base, target, w, resolution), atol=1e-5, rtol=0)
+        assert (swapped - references.render(target, w)).abs().max() > 1e-2  # the swap does change the image
 
 
 def test_swapping_everything_but_torgb_and_no_level_are_the_extremes(pair):

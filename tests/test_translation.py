@@ -6,12 +6,14 @@ import zlib
 import numpy as np
 import pytest
 import torch
+import references
 from PIL import Image
 from test_cli import assert_user_error, zoo
 
 from zoo import load
 from zoo.errors import ZooError
-from zoo.inversion import InversionSettings
+from zoo.images import load_images, to_uint8
+from zoo.inversion import InversionResult, InversionSettings, invert_in_batches, save_latent
 from zoo.translation import (
     Renderer,
     TranslationJob,
@@ -20,6 +22,10 @@ from zoo.translation import (
     prepare_translation,
     random_appearance,
     run_translation,
+    translate,
+    translate_images,
+    translate_multimodal,
+    translate_with_reference,
     with_appearance,
 )
 
@@ -156,3 +162,105 @@ def test_bad_inputs_get_one_line_errors_and_odd_images_are_converted(family, tmp
     zoo("translate", "--from", "tiny", "--to", "tiny-b", odd, "--out", tmp_path / "out", "--steps", "2")
     written = sorted(path.name for path in (tmp_path / "out").iterdir())
     assert written == sorted(f"{stem}-tiny-to-tiny-b.png" for stem in ("grey", "alpha", "cmyk", "deep", "palette"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs against independent renderings (tests/references.py): what the target, its layer-swapped forms and the
+# appearance codes must produce, written out without the code under test.
+
+SWAPPED = {1: [4, 8], 2: [4, 8, 16]}  # the paper's l -> the resolutions it takes from the source
+
+
+def w_plus(generator, count, seed):
+    """W+ latents with a different w on every row, so a row taken from the wrong place shows."""
+    z = torch.randn(count * generator.n_latent, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return generator.mapping(z).view(count, generator.n_latent, -1)
+
+
+def expected_rendering(source, target, latents, swap: int, mode: str):
+    if swap == 0:
+        return references.render(target, latents)
+    if mode == "features":
+        return references.feature_swapped(source, target, latents, 2 ** (swap + 2))
+    keys = references.keys_by_resolution(target, SWAPPED[swap])
+    return references.render(references.weight_swapped(source, target, keys), latents)
+
+
+def assert_renders_apart(images, other):
+    assert (images - other).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize(("swap", "mode"), [(0, "weights"), (1, "weights"), (2, "weights"), (1, "features"), (2, "features")])
+def test_translation_is_the_target_or_its_layer_swapped_form(family, swap, mode):
+    source, target = load("tiny-c").generator, load("tiny-b").generator
+    latents = w_plus(family, 2, seed=4)
+    images = translate(Renderer(source, target, TranslationOptions(swap=swap, swap_mode=mode)), latents, "const")
+    torch.testing.assert_close(images, expected_rendering(source, target, latents, swap, mode), atol=1e-5, rtol=0)
+    assert_renders_apart(images, references.render(source, latents))
+    if swap:
+        assert_renders_apart(images, references.render(target, latents))
+
+
+@pytest.mark.parametrize(("swap", "mode"), [(0, "weights"), (1, "features")])
+def test_multimodal_outputs_take_the_last_k_rows_from_truncated_random_codes(family, swap, mode):
+    source, target = family, load("tiny-b").generator
+    options = TranslationOptions(swap=swap, swap_mode=mode, appearance_layers=3, truncation=0.6, seed=5)
+    latents = w_plus(family, 2, seed=6)
+    outputs = translate_multimodal(Renderer(source, target, options), latents, "const", styles=3)
+    assert outputs.shape == (2, 3, 3, SIZE, SIZE)
+    z = torch.randn(3, 48, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        mean = target.latent_avg.view(1, -1)
+        codes = mean + 0.6 * (target.style(z) - mean)
+    n = target.n_latent
+    for image_index in range(2):
+        for style in range(3):
+            mixed = latents[image_index : image_index + 1].clone()
+            mixed[:, n - 3 :] = codes[style]
+            expected = expected_rendering(source, target, mixed, swap, mode)
+            torch.testing.assert_close(outputs[image_index, style : style + 1], expected, atol=1e-5, rtol=0)
+    assert_renders_apart(outputs[0, 0], outputs[0, 1])
+
+
+def test_reference_guided_output_takes_the_last_k_rows_from_the_reference_latent(family):
+    source, target = family, load("tiny-b").generator
+    renderer = Renderer(source, target, TranslationOptions(swap=1, appearance_layers=2))
+    latents, reference_latent = w_plus(family, 2, seed=7), w_plus(family, 1, seed=8)
+    outputs = translate_with_reference(renderer, latents, "const", reference_latent)
+    n = target.n_latent
+    mixed = torch.cat([latents[:, : n - 2], reference_latent[:, n - 2 :].expand(2, -1, -1)], dim=1)
+    torch.testing.assert_close(outputs, expected_rendering(source, target, mixed, 1, "weights"), atol=1e-5, rtol=0)
+
+
+def test_translate_images_renders_the_inverted_latents_with_the_target(family, inputs):
+    """The path `zoo eval` takes: inversion in the source, rendering by the target."""
+    source, target = load("tiny"), load("tiny-b")
+    images = load_images(sorted(inputs.iterdir()), SIZE)
+    inverted = invert_in_batches(source, images, InversionSettings(steps=3, precision="float32"))
+    translated = translate_images(Renderer(source.generator, target.generator, TranslationOptions()), inverted)
+    expected = references.render(target.generator, inverted.latents).clamp(-1, 1)
+    torch.testing.assert_close(translated.outputs, expected, atol=1e-5, rtol=0)
+    assert_renders_apart(translated.outputs, references.render(source.generator, inverted.latents).clamp(-1, 1))
+
+
+def test_zoo_translate_writes_the_target_rendering_of_a_saved_latent(family, tmp_path):
+    source = load("tiny")
+    latent = w_plus(family, 1, seed=9)
+    result = InversionResult(latents=latent, noise=None, reconstructions=torch.zeros(1, 3, SIZE, SIZE),
+                             losses=torch.zeros(1), settings=InversionSettings(), loss_label="none")  # fmt: skip
+    path = save_latent(tmp_path / "face.latent.safetensors", result, 0, model=source, source="face.png")
+    out = tmp_path / "out"
+    zoo("translate", "--from", "tiny", "--to", "tiny-b", "--latent", path, "--out", out, "--swap", "1", "--styles", "1",
+        "--appearance-layers", "2", "--truncation", "0.5", "--seed", "3")  # fmt: skip
+    target = load("tiny-b").generator
+    keys = references.keys_by_resolution(target, SWAPPED[1])
+    swapped = references.weight_swapped(family, target, keys)
+    z = torch.randn(1, 48, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        code = target.latent_avg + 0.5 * (target.style(z) - target.latent_avg)
+    styled = latent.clone()
+    styled[:, -2:] = code
+    for suffix, expected in (("", references.render(swapped, latent)), ("-style1", references.render(swapped, styled))):
+        written = np.asarray(Image.open(out / f"face-tiny-to-tiny-b{suffix}.png")).astype(int)
+        assert np.abs(written - to_uint8(expected[0]).permute(1, 2, 0).numpy()).max() <= 1, suffix
