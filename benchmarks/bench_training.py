@@ -1,11 +1,15 @@
-"""Training-step speed: zoo's synthesis layers against the straightforward formulation, in one run.
+"""Training-step speed: zoo's synthesis layers against the straightforward formulation, and bfloat16 training
+against float32, in one run.
 
-    python benchmarks/bench_training.py [--steps 6]
+    python benchmarks/bench_training.py [--steps 9]
 
 Times full training iterations (D step, G step, and the lazy R1 / path-length steps at their usual rates, ADA at
 p = 0.2) at a small 32 px config with batch 16 and at the 256 px config-f with batch 4, alternating between the two
 formulations (benchmarks/baseline.py describes the baseline). Peak memory is the high-water mark of resident memory
 (VmHWM) of a fresh process that builds the models and trains with only that formulation.
+The precision table times zoo's own steps at the 64 px emoji config (batch 16) with `--precision float32` against
+`bfloat16` (the convolutions of G's synthesis and D's blocks in bfloat16), alternating likewise; bfloat16 is only
+faster where the CPU computes it natively (AVX512-BF16 or AMX).
 Like the `zoo` command, it tunes the CPU allocator (zoo.devices); ZOO_CPU_ALLOCATOR=system measures glibc's defaults.
 """
 
@@ -24,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import straightforward_formulation  # noqa: E402
 
-from zoo.devices import tune_cpu_allocator  # noqa: E402
+from zoo.devices import native_bfloat16, tune_cpu_allocator  # noqa: E402
 from zoo.model import Discriminator, Generator, ModelConfig  # noqa: E402
 from zoo.training import TrainConfig, Trainer  # noqa: E402
 
@@ -32,14 +36,16 @@ ALLOCATOR = "tuned" if tune_cpu_allocator() else "system"  # as the zoo command 
 SETUPS = {
     "32 px small, batch 16": (ModelConfig(size=32, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64}), 16),
     "256 px config-f, batch 4": (ModelConfig.standard(256), 4),
+    "64 px emoji, batch 16": (ModelConfig(size=64, style_dim=128, n_mlp=4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32}), 16),
 }
+PRECISION_SETUP = "64 px emoji, batch 16"  # timed in float32 against bfloat16, not against the baseline
 
 
-def make_trainer(name: str) -> tuple[Trainer, torch.Tensor]:
+def make_trainer(name: str, precision: str = "float32") -> tuple[Trainer, torch.Tensor]:
     config, batch = SETUPS[name]
     torch.manual_seed(0)
-    trainer = Trainer(TrainConfig(batch=batch, seed=0), Generator(config), Discriminator(config), augment_mode="diffaug",
-                      device=torch.device("cpu"))
+    trainer = Trainer(TrainConfig(batch=batch, seed=0, precision=precision), Generator(config), Discriminator(config),
+                      augment_mode="diffaug", device=torch.device("cpu"))
     trainer.augment.p = 0.2
     real = torch.randint(0, 256, (batch, 3, config.size, config.size), dtype=torch.uint8)
     return trainer, real
@@ -69,16 +75,28 @@ def _child_peak(name: str, straightforward: bool, steps: int) -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
-def measure(name: str, steps: int) -> dict:
-    # One trainer per formulation, so both go through the same R1 / path-length schedule; their steps alternate.
-    trainers = {straightforward: make_trainer(name) for straightforward in (False, True)}
-    timings = {False: [], True: []}
+def alternating_seconds(trainers: dict, steps: int) -> dict:
+    """Mean seconds per step of each (trainer, real, straightforward), their steps alternating; the first warms up.
+
+    One trainer per variant, so all go through the same R1 / path-length schedule."""
+    timings = {key: [] for key in trainers}
     for _ in range(steps):
-        for straightforward, (trainer, real) in trainers.items():
-            timings[straightforward].append(step_seconds(trainer, real, straightforward))
-    zoo_s, baseline_s = (statistics.mean(timings[f][1:]) for f in (False, True))  # the first step warms up
+        for key, (trainer, real, straightforward) in trainers.items():
+            timings[key].append(step_seconds(trainer, real, straightforward))
+    return {key: statistics.mean(values[1:]) for key, values in timings.items()}
+
+
+def measure(name: str, steps: int) -> dict:
+    seconds = alternating_seconds({f: (*make_trainer(name), f) for f in (False, True)}, steps)
+    zoo_s, baseline_s = seconds[False], seconds[True]
     return {"setup": name, "zoo_its": 1 / zoo_s, "baseline_its": 1 / baseline_s, "speedup": baseline_s / zoo_s,
             "zoo_mb": peak_memory_mb(name, False, 2), "baseline_mb": peak_memory_mb(name, True, 2)}
+
+
+def measure_precision(steps: int) -> dict:
+    seconds = alternating_seconds({p: (*make_trainer(PRECISION_SETUP, p), False) for p in ("float32", "bfloat16")}, steps)
+    return {"float32_its": 1 / seconds["float32"], "bfloat16_its": 1 / seconds["bfloat16"],
+            "speedup": seconds["float32"] / seconds["bfloat16"]}
 
 
 def main() -> None:
@@ -89,9 +107,14 @@ def main() -> None:
     print("| setup | zoo it/s | straightforward it/s | speed-up | zoo peak MB | straightforward peak MB |")
     print("|---|---|---|---|---|---|")
     for name in SETUPS:
-        row = measure(name, args.steps)
-        print(f"| {row['setup']} | {row['zoo_its']:.2f} | {row['baseline_its']:.2f} | {row['speedup']:.2f}x | "
-              f"{row['zoo_mb']:.0f} | {row['baseline_mb']:.0f} |")
+        if name != PRECISION_SETUP:
+            row = measure(name, args.steps)
+            print(f"| {row['setup']} | {row['zoo_its']:.2f} | {row['baseline_its']:.2f} | {row['speedup']:.2f}x | "
+                  f"{row['zoo_mb']:.0f} | {row['baseline_mb']:.0f} |")
+    row = measure_precision(args.steps)
+    print(f"\n{PRECISION_SETUP} (native bfloat16: {native_bfloat16(torch.device('cpu'))})\n")
+    print("| float32 it/s | bfloat16 it/s | speed-up |\n|---|---|---|")
+    print(f"| {row['float32_its']:.2f} | {row['bfloat16_its']:.2f} | {row['speedup']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -56,11 +56,20 @@ def test_unavailable_devices_are_refused_with_the_fix():
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch, native):
+@pytest.mark.parametrize("faster", [True, False])
+def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it_faster(monkeypatch, native, faster):
     monkeypatch.setattr(devices, "native_bfloat16", lambda device: native)
+    monkeypatch.setattr(devices, "bfloat16_convolutions_faster_on_cpu", lambda: faster)
     cpu = torch.device("cpu")
-    assert compute_dtype("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    assert compute_dtype("auto", cpu) == (torch.bfloat16 if native and faster else torch.float32)
     assert compute_dtype("float32", cpu) == torch.float32 and compute_dtype("bfloat16", cpu) == torch.bfloat16
+
+
+def test_bfloat16_speed_is_measured_once_per_process():
+    devices.bfloat16_convolutions_faster_on_cpu.cache_clear()
+    first = devices.bfloat16_convolutions_faster_on_cpu()
+    assert isinstance(first, bool) and devices.bfloat16_convolutions_faster_on_cpu() is first
+    assert devices.bfloat16_convolutions_faster_on_cpu.cache_info().hits == 1
 
 
 def test_native_bfloat16_follows_the_cpu_flags():

@@ -115,6 +115,23 @@ def test_bfloat16_synthesis_stays_close_to_float32(zoo_home):
     assert generator.double().synthesis(latent.double()).dtype == torch.float64  # default: the weights' dtype
 
 
+def test_bfloat16_discriminator_stays_close_to_float32(tiny_config):
+    """D's blocks in bfloat16 (as bfloat16 training runs them): logits and the gradient reaching the image as in float32."""
+    torch.manual_seed(0)
+    discriminator = Discriminator(tiny_config)
+    images = torch.randn(8, 3, tiny_config.size, tiny_config.size, requires_grad=True)
+    logits = discriminator(images)
+    logits.sum().backward()
+    gradient, images.grad = images.grad, None
+    reduced = discriminator(images, dtype=torch.bfloat16)
+    reduced.sum().backward()
+    assert reduced.dtype == torch.float32 and images.grad.dtype == torch.float32
+    difference = (reduced - logits).abs()
+    assert 0 < difference.max() < 0.02 * logits.abs().max()
+    assert F.cosine_similarity(images.grad.flatten(), gradient.flatten(), dim=0) > 0.99
+    assert all(parameter.dtype == torch.float32 for parameter in discriminator.parameters())
+
+
 def test_mean_latent_is_the_mean_of_mapped_samples(tiny_config):
     torch.manual_seed(0)
     generator = Generator(tiny_config)

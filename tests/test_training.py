@@ -93,6 +93,23 @@ def test_train_from_scratch(images, tmp_path, tiny_config):
     assert all(torch.equal(value, result.generator.get_buffer(name)) for name, value in initial_g.named_buffers())
 
 
+def test_bfloat16_training_tracks_float32(images, tmp_path, tiny_config):
+    """The same short run in both precisions: the losses agree closely and the trained weights barely differ."""
+    torch.manual_seed(3)  # the runs' seed: the initial weights they start from
+    initial = dict(Generator(tiny_config).named_parameters())
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(3)
+        runs[precision] = train(recipe(precision=precision), images, tmp_path / precision, model_config=tiny_config)
+        assert runs[precision].precision == precision
+    for key in ("d_loss", "g_loss", "r1", "path_length"):
+        assert runs["bfloat16"].metrics[key] == pytest.approx(runs["float32"].metrics[key], rel=0.05, abs=0.02), key
+    trained = {precision: dict(result.generator.named_parameters()) for precision, result in runs.items()}
+    rounding = sum((trained["bfloat16"][name] - weight).abs().sum() for name, weight in trained["float32"].items())
+    training = sum((weight - initial[name]).abs().sum() for name, weight in trained["float32"].items())
+    assert 0 < rounding < 0.2 * training  # measured: 4% of how far the weights moved
+
+
 def test_config_json_round_trip_and_checks():
     config = recipe(freeze_d=2, betas=[0.1, 0.9])
     data = json.loads(json.dumps(config.to_dict()))
@@ -102,6 +119,8 @@ def test_config_json_round_trip_and_checks():
         TrainConfig(augment="sometimes")
     with pytest.raises(ZooError, match="--batch must be at least 1"):
         TrainConfig(batch=0)
+    with pytest.raises(ZooError, match="--precision 'half'"):
+        TrainConfig(precision="half")
 
 
 def test_lazy_regularisation_corrects_adam_and_ema_scales_with_batch(tiny_config):

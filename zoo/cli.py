@@ -258,6 +258,8 @@ TRAINING_OPTIONS = {  # name -> (type, option); the first ones are TrainConfig's
     "path_regularize": (Optional[float], typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables).")),
     "augment": (Optional[str], typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off.")),
     "seed": (Optional[int], typer.Option(None, "--seed", **SEED_RANGE, help="Seed of the whole run (default 0).")),
+    "precision": (Optional[str], typer.Option(None, "--precision", help="auto (bfloat16 convolutions where the CPU/GPU computes "
+                                              "them natively and faster, else float32), float32 or bfloat16; weights and optimiser stay float32.")),
     "snapshot_every": (Optional[int], typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000).")),
     "sample_every": (Optional[int], typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000).")),
     "keep_discriminator": (bool, typer.Option(True, "--discriminator/--no-discriminator",
@@ -394,7 +396,7 @@ INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings
     "perceptual": (str, typer.Option("auto", "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none.")),
     "pixel_loss": (str, typer.Option("l1", "--pixel-loss", help="l1 or l2.")),
     "precision": (str, typer.Option("auto", "--precision", help="Synthesis while optimising: auto (bfloat16 where the CPU/GPU "
-                                    "computes it natively, else float32), float32 or bfloat16.")),
+                                    "computes it natively and faster, else float32), float32 or bfloat16.")),
 }
 BATCH_OPTION = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images inverted together.")
 

@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import ZooModel
-from .devices import PRECISIONS, compute_dtype, dtype_name
+from .devices import check_precision, compute_dtype, dtype_name
 from .errors import ZooError, check_in_range
 from .files import atomic_path, sha256_file
 from .home import zoo_home
@@ -165,8 +165,7 @@ class InversionSettings:
             raise ZooError(f"--pixel-loss {self.pixel_loss!r}: use l1 or l2")
         if self.perceptual not in PERCEPTUAL_CHOICES:
             raise ZooError(f"--perceptual {self.perceptual!r}: use one of {', '.join(PERCEPTUAL_CHOICES)}")
-        if self.precision not in PRECISIONS:
-            raise ZooError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
         if self.optimize_noise is None:
             self.optimize_noise = self.method == "projection"
 

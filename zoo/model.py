@@ -93,7 +93,7 @@ class ModelConfig:
 
 def fused_leaky_relu(x, bias, negative_slope=0.2, scale=2**0.5, clamp=None):
     """leaky_relu(x + bias) * sqrt(2), the bias broadcast on dim 1; optionally clamped (NVIDIA's conv_clamp)."""
-    out = F.leaky_relu(x + bias.view(1, -1, *([1] * (x.ndim - 2))), negative_slope) * scale
+    out = F.leaky_relu(x + bias.to(x.dtype).view(1, -1, *([1] * (x.ndim - 2))), negative_slope) * scale
     return out if clamp is None else out.clamp(-clamp, clamp)
 
 
@@ -178,7 +178,8 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
 
     def forward(self, x):
-        return F.conv2d(x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.conv2d(x, (self.weight * self.scale).to(x.dtype), bias=bias, stride=self.stride, padding=self.padding)
 
 
 class EqualLinear(nn.Module):
@@ -542,6 +543,9 @@ class Discriminator(nn.Module):
             EqualLinear(channels[4], 1),
         )
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        out = self.final_conv(minibatch_stddev(self.convs(image)))
+    def forward(self, image: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Logits (B, 1) in the weights' dtype; `dtype` is the blocks' activations' and convolutions' dtype (default:
+        the image's). The 4x4 epilogue (minibatch stddev, final conv, linear layers) runs in the weights' dtype."""
+        features = self.convs(image.to(dtype or image.dtype)).to(self.final_conv[0].weight.dtype)
+        out = self.final_conv(minibatch_stddev(features))
         return self.final_linear(out.view(out.shape[0], -1))

@@ -48,7 +48,7 @@ from torch.nn.parallel import DistributedDataParallel
 from . import augment
 from .checkpoint import ZooModel, load_model, read_info
 from .data import EpochSampler, PreparedDataset, images_to_float, prepare_dataset, seeded_generator
-from .devices import pick_device
+from .devices import check_precision, compute_dtype, dtype_name, pick_device
 from .errors import ZooError
 from .files import atomic_path, atomic_write_bytes, sha256_file
 from .home import recorded_path
@@ -65,7 +65,7 @@ SNAPSHOT_FORMAT = 1
 SAMPLE_GRID_IMAGES = 16
 PATH_LENGTH_DECAY = 0.01
 # Settings a resumed run may change: the length, what is written when, and mixed precision (a speed setting).
-RESUMABLE_CHANGES = ("iters", "snapshot_every", "sample_every", "log_every", "amp")
+RESUMABLE_CHANGES = ("iters", "snapshot_every", "sample_every", "log_every", "amp", "precision")
 # Under DDP, ranks agree on a Ctrl-C this often (a collective), so they all stop after the same step.
 STOP_SYNC_EVERY = 10
 
@@ -112,6 +112,9 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     amp: bool = True  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
+    # Without CUDA AMP: the dtype of G's synthesis and D's blocks in the adversarial steps ('auto': bfloat16 where the
+    # hardware computes it natively). Weights, styles, demodulation, losses, R1, path length, Adam and EMA stay float32.
+    precision: str = "auto"
 
     def __post_init__(self):
         self.betas = tuple(float(beta) for beta in self.betas)
@@ -124,6 +127,7 @@ class TrainConfig:
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.freeze_d < 0:
             raise ZooError(f"--freeze-d must be 0 or more, got {self.freeze_d}")
+        check_precision(self.precision)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -275,14 +279,14 @@ class MixingGenerator(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, z, z_mix, cutoff, noise, latents_need_grad: bool = False):
+    def forward(self, z, z_mix, cutoff, noise, latents_need_grad: bool = False, dtype: torch.dtype | None = None):
         """Image and W+ latents; layers before `cutoff` (per image) take w = mapping(z), the rest mapping(z_mix)."""
         w, w_mix = self.generator.style(torch.cat([z, z_mix])).chunk(2)
         layer = torch.arange(self.generator.n_latent, device=z.device)
         latents = torch.where((layer < cutoff[:, None])[:, :, None], w[:, None], w_mix[:, None])
         if latents_need_grad and not latents.requires_grad:
             latents.requires_grad_(True)  # FreezeFC: the path-length penalty still needs d image / d W+
-        return self.generator.synthesis(latents, noise=noise), latents
+        return self.generator.synthesis(latents, noise=noise, dtype=dtype), latents
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -330,6 +334,7 @@ class Trainer:
         self.amp = config.amp and device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp and self.amp_dtype == torch.float16)
+        self.compute_dtype = torch.float32 if self.amp else compute_dtype(config.precision, device)
 
         self.augment = augment.AugmentController(
             p=1.0 if augment_mode == "diffaug" else 0.0,
@@ -361,10 +366,10 @@ class Trainer:
 
     def discriminator_step(self, real: torch.Tensor, rng: BatchRandom) -> None:
         with torch.no_grad(), self.autocast():
-            fake, _ = self.g_mixing(*self.generator_inputs(rng, self.config.batch))
+            fake, _ = self.g_mixing(*self.generator_inputs(rng, self.config.batch), dtype=self.compute_dtype)
         with self.autocast():
-            real_logits = self.d_train(self.augmented(real, rng)).float()
-            fake_logits = self.d_train(self.augmented(fake, rng)).float()
+            real_logits = self.d_train(self.augmented(real, rng), dtype=self.compute_dtype).float()
+            fake_logits = self.d_train(self.augmented(fake, rng), dtype=self.compute_dtype).float()
             loss = d_loss(real_logits, fake_logits)
         self.d_opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -389,8 +394,8 @@ class Trainer:
     def generator_step(self, rng: BatchRandom) -> None:
         set_requires_grad(self.d_params, False)  # D only passes the gradient on to the images here
         with self.autocast():
-            fake, _ = self.g_train(*self.generator_inputs(rng, self.config.batch))
-            loss = g_loss(self.d(self.augmented(fake, rng)).float())
+            fake, _ = self.g_train(*self.generator_inputs(rng, self.config.batch), dtype=self.compute_dtype)
+            loss = g_loss(self.d(self.augmented(fake, rng), dtype=self.compute_dtype).float())
         self.g_opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.g_opt)
@@ -660,6 +665,7 @@ class TrainResult:
     metrics: dict  # the last logged metrics
     data: dict  # root, images, skipped
     augment: dict  # mode, final p
+    precision: str  # the dtype the adversarial steps ran in (the recipe may say 'auto')
     base: BaseRecord | None
     run_dir: Path
     is_main_process: bool = True
@@ -857,6 +863,7 @@ def _result(trainer: Trainer, run: _Run, metrics: dict, context: DistributedCont
         metrics=metrics,
         data={"root": recorded_path(run.data.root), "images": len(run.data), "skipped": len(run.data.skipped)},
         augment={"mode": run.augment_mode, "p": trainer.augment.p},
+        precision=dtype_name(trainer.compute_dtype),
         base=run.base,
         run_dir=run.run_dir,
         is_main_process=context.is_main,
@@ -923,6 +930,7 @@ def install_result(
         "iterations": result.steps,
         "data": result.data,
         "augment": result.augment,
+        "precision": result.precision,
         "wall_time_seconds": round(result.wall_time_seconds, 1),
         "command": command,
         "data_license": data_license,  # what the training images' licence asks of the model and its images
