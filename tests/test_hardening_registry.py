@@ -184,7 +184,7 @@ def test_a_failed_registry_write_rolls_the_checkpoint_back(zoo_home, monkeypatch
     before = (zoo_home / "checkpoints" / "alpha.safetensors").read_bytes()
     registry_before = (zoo_home / "registry.toml").read_text()
     fail_registry_write(monkeypatch, code)
-    with pytest.raises(ZooError, match=f"registry.toml: {os.strerror(code)}; nothing was changed"):
+    with pytest.raises(ZooError, match=f"(?i)registry.toml: {os.strerror(code)}; .*; nothing was changed$"):
         install_model("alpha", make_generator(1), family="alpha", lineage={}, force=True)
     with pytest.raises(ZooError, match="nothing was changed"):
         install_model("beta", make_generator(2), family="beta", lineage={})
@@ -322,7 +322,7 @@ def test_a_full_disk_leaves_the_zoo_as_it_was(tmp_path):
     print(json.dumps({"small": small, "big": big, "before": before, "after": files()}))
     """)  # fmt: skip
     assert outcome["small"] == "installed"
-    assert "No space left on device" in outcome["big"] and "big.safetensors" in outcome["big"]
+    assert "no space left on device" in outcome["big"] and "big.safetensors" in outcome["big"]
     assert outcome["after"] == outcome["before"]
 
 
@@ -334,7 +334,7 @@ def test_a_read_only_home_is_a_clear_error_naming_the_path(tmp_path):
     blocked = attempt("second", 8)
     print(json.dumps({"blocked": blocked, "before": before, "after": files(), "listed": sorted(Registry().domains())}))
     """)  # fmt: skip
-    assert "Read-only file system" in outcome["blocked"] and "registry.toml.lock" in outcome["blocked"]
+    assert "read-only file system" in outcome["blocked"] and "registry.toml.lock" in outcome["blocked"]
     assert outcome["after"] == outcome["before"] and outcome["listed"] == ["small"]
 
 

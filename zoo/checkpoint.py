@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .errors import ZooError
+from .errors import ZooError, machine_failure
 from .files import atomic_path, sha256_file
 from .model import Discriminator, Generator, ModelConfig
 
@@ -109,7 +109,7 @@ def save_model(
         try:
             save_file(tensors, str(tmp), metadata=metadata)
         except SafetensorError as error:  # safetensors reports a failed write (e.g. a full disk) this way
-            raise ZooError(f"{path}: cannot write the checkpoint ({_first_line(error)}); free disk space and retry") from None
+            raise machine_failure(error, path, "the checkpoint was not written") from None
     return sha256_file(path)
 
 

@@ -35,21 +35,22 @@ OS_ERROR_CODE = re.compile(r"(?:os error |code: )(\d+)")
 TORCH_ENFORCE_PREFIX = re.compile(r"^\[enforce fail at [^\]]*\]\s*(?:err == 0\.\s*)?")
 
 
-def environment_problem(error: BaseException) -> str | None:
+def environment_problem(error: BaseException, path=None) -> str | None:
     """One line (path, what went wrong, the fix) for a failure of the machine rather than of zoo: an OSError of a known
-    errno, a safetensors I/O error, a Pillow decompression bomb or running out of memory. None for anything else (a bug)."""
+    errno, a safetensors I/O error, a Pillow decompression bomb or running out of memory. None for anything else (a bug).
+    `path` names the file where the error itself names none."""
     from PIL import Image
     from safetensors import SafetensorError
     import torch
 
     if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRORS:
-        return _errno_line(error.errno, error.filename, error.filename2)
+        return _errno_line(error.errno, error.filename or path, error.filename2)
     if isinstance(error, SafetensorError):
         detail = _first_line(error)
         code = OS_ERROR_CODE.search(detail)
         if code and int(code.group(1)) in ENVIRONMENT_ERRORS:
-            return _errno_line(int(code.group(1)), None, None)
-        return f"a safetensors file could not be read or written ({detail}); check the file and the disk"
+            return _errno_line(int(code.group(1)), path, None)
+        return f"{path or 'a safetensors file'}: could not be read or written ({detail}); check the file and the disk"
     if isinstance(error, Image.DecompressionBombError):
         return f"an image was refused as a decompression bomb ({_first_line(error)}); use a smaller image"
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
@@ -58,6 +59,15 @@ def environment_problem(error: BaseException) -> str | None:
         detail = TORCH_ENFORCE_PREFIX.sub("", _first_line(error)) or type(error).__name__
         return f"out of memory ({detail}); lower --batch (or --styles, --n, --samples)"
     return None
+
+
+def machine_failure(error: BaseException, path, outcome: str) -> ZooError:
+    """The ZooError for a failure of the machine inside an operation zoo has rolled back: environment_problem's line
+    (else `path` and the error's own words), then what became of the operation (e.g. 'nothing was changed')."""
+    line = environment_problem(error, path)
+    if line is None:
+        line = f"{getattr(error, 'filename', None) or path}: {getattr(error, 'strerror', None) or _first_line(error)}"
+    return ZooError(f"{line}; {outcome}")
 
 
 def _errno_line(code: int, filename, filename2) -> str:

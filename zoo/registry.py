@@ -32,7 +32,7 @@ import filelock
 import tomli_w
 
 from .checkpoint import ZooModel, load_model, mapping_sha256, save_model
-from .errors import ZooError
+from .errors import ZooError, machine_failure
 from .files import atomic_write_bytes, fsync_directory, remove_stale_temps, temp_name
 from .home import registry_path, zoo_home
 from .model import Discriminator, Generator
@@ -159,8 +159,7 @@ class Registry:
                 yield edit
                 self._commit(edit)
             except OSError as error:
-                raise ZooError(f"{error.filename or self.home}: {error.strerror or error}; nothing was changed "
-                               "(free disk space or make the zoo home writable)") from None  # fmt: skip
+                raise machine_failure(error, self.home, "nothing was changed") from None
             finally:
                 for temporary in edit.staged.values():
                     temporary.unlink(missing_ok=True)
@@ -175,8 +174,7 @@ class Registry:
         except filelock.Timeout:
             raise ZooError(f"{lock_path}: locked by another zoo command for {LOCK_TIMEOUT_SECONDS}s; retry when it ends") from None
         except OSError as error:
-            raise ZooError(f"{error.filename or lock_path}: {error.strerror or error}; the zoo home {self.home} must be a "
-                           "writable folder (set ZOO_HOME to one)") from None  # fmt: skip
+            raise machine_failure(error, lock_path, f"the zoo home {self.home} must be a writable folder") from None
 
     def serialise(self, domains: dict[str, RegistryEntry]) -> bytes:
         """The registry document, checked to read back as written (TOML cannot hold everything a dict can)."""
