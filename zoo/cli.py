@@ -34,6 +34,7 @@ from .distance import (
     variant_distances,
 )
 from .domains import describe, domain_status, get_domain
+from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, train_and_install_encoder
 from .errors import ZooError
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
@@ -348,6 +349,29 @@ def add_domain_command(
                          freeze_d=freeze_d), training)  # fmt: skip
 
 
+@app.command("train-encoder")
+def train_encoder_command(
+    base: str = typer.Argument(..., help="The installed base model to invert (e.g. emoji-noto)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the encoder (default: BASE-encoder)."),
+    iters: int = typer.Option(4000, "--iters", min=1, help="Training steps."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Base samples per step."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", help="timm backbone (created untrained), e.g. resnet10t."),
+    snapshot_every: int = typer.Option(500, "--snapshot-every", min=1, help="Steps between snapshots."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed encoder of the same name."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+):
+    """Train an image -> latent encoder on a base model's own samples (snapshots in <zoo home>/runs/NAME)."""
+    config = EncoderTrainConfig(iters=iters, batch=batch, snapshot_every=snapshot_every, seed=seed)
+    with training_progress(name or f"{base}-encoder") as progress:
+        run, entry = train_and_install_encoder(base, name, config, backbone=backbone, resume=resume, force=force,
+                                               command=shlex.join(["zoo", *sys.argv[1:]]), device=pick_device(device),
+                                               on_step=progress)  # fmt: skip
+    console.print(f"installed encoder for {entry['base']} ({entry['backbone']}) after {run.steps} steps in "
+                  f"{run.wall_time_seconds / 60:.1f} min -> {entry['file']}")
+
+
 @app.command("swap")
 def swap_command(
     target: str = typer.Argument(..., help="An installed fine-tuned model."),
@@ -373,7 +397,10 @@ def parse_resolutions(text: str) -> list[int]:
 
 
 INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings' fields
-    "method": (str, typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search) or projection (StyleGAN2's).")),
+    "method": (str, typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search), projection (StyleGAN2's), "
+                                 "encoder (one pass of the model's trained encoder) or hybrid (encoder, then --steps under a prior).")),
+    "encoder": (Optional[str], typer.Option(None, "--encoder", help="encoder/hybrid: an installed encoder (default: the one made for the model).")),
+    "prior_weight": (float, typer.Option(0.01, "--prior-weight", min=0.0, help="hybrid: weight of the Gaussian prior on W.")),
     "steps": (int, typer.Option(500, "--steps", min=1, help="Optimisation steps per image.")),
     "lr": (float, typer.Option(0.1, "--inversion-lr", help="Adam learning rate (warm-up 5%, cosine ramp-down over the last 25%).")),
     "directions": (int, typer.Option(0, "--directions", "-k", min=0, help="Bounded: search the top K SeFa directions (0 = all).")),

@@ -45,6 +45,7 @@ from .metrics import Metric, backbone_file, get_metric, ssim
 from .model import Generator
 
 PERCEPTUAL_CHOICES = ("auto", "lpips-vgg", "ssim", "none")
+INVERSION_METHODS = ("bounded", "projection", "encoder", "hybrid")  # the last two: zoo/encoder.py
 LATENT_FORMAT = "zoo-latent"
 LATENT_FORMAT_VERSION = "1"
 SEFA_CACHE_VERSION = "1"
@@ -139,10 +140,12 @@ class InversionSettings:
     perturbation: float = 0.05  # projection: initial latent noise, as a fraction of the latents' spread
     perturbation_ramp: float = 0.75  # projection: fraction of the steps over which the perturbation decays to 0
     precision: str = "auto"  # of the synthesis while optimising: float32, bfloat16, or auto (bfloat16 where native)
+    encoder: str | None = None  # encoder and hybrid: an installed encoder or file (None: the one made for the model)
+    prior_weight: float = 0.01  # hybrid: weight of the Gaussian prior on W (zoo/encoder.py, WPrior)
 
     def __post_init__(self):
-        if self.method not in ("bounded", "projection"):
-            raise ZooError(f"--method {self.method!r}: use bounded or projection")
+        if self.method not in INVERSION_METHODS:
+            raise ZooError(f"--method {self.method!r}: use one of {', '.join(INVERSION_METHODS)}")
         if self.steps < 1 or self.lr <= 0 or self.directions < 0:
             raise ZooError("--steps must be at least 1, --lr positive and --directions 0 (all) or more")
         if self.pixel_loss not in ("l1", "l2"):
@@ -303,6 +306,10 @@ def invert(
 ) -> InversionResult:
     """Invert (B, 3, H, W) images in [-1, 1] into `model`'s W (or W+), one latent per image."""
     settings = settings or InversionSettings()
+    if settings.method in ("encoder", "hybrid"):
+        from .encoder import invert_with_encoder
+
+        return invert_with_encoder(model, _check_images(images, model.generator), settings, on_step=on_step)
     started = time.perf_counter()
     generator = model.generator.eval().requires_grad_(False)
     device = generator.input.input.device

@@ -41,10 +41,17 @@ class Registry:
 
     def domains(self) -> dict[str, dict]:
         """name -> entry, as stored (an empty zoo has no file yet)."""
+        return self.table("domains")
+
+    def table(self, table: str) -> dict[str, dict]:
+        """One top-level table of the file (`domains`, or e.g. `encoders`), name -> entry."""
+        return self.document().get(table, {})
+
+    def document(self) -> dict:
         if not self.path.is_file():
             return {}
         try:
-            return tomllib.loads(self.path.read_text(encoding="utf-8")).get("domains", {})
+            return tomllib.loads(self.path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ZooError(f"{self.path}: not valid TOML ({error}); restore it from version control or a backup") from None
 
@@ -52,15 +59,17 @@ class Registry:
         return self.domains().get(name)
 
     @contextlib.contextmanager
-    def editing(self) -> Iterator[dict[str, dict]]:
-        """Lock, yield the domains table for changes, then write it back atomically."""
+    def editing(self, table: str = "domains") -> Iterator[dict[str, dict]]:
+        """Lock, yield one table (default: the domains) for changes, then write the file back atomically; the other
+        tables are kept as they were."""
         self.home.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
         try:
             with lock:
-                domains = self.domains()
-                yield domains
-                document = {"format_version": 1, "domains": {name: _toml_safe(entry) for name, entry in sorted(domains.items())}}
+                document = self.document()
+                entries = document.get(table, {})
+                yield entries
+                document = {**document, "format_version": 1, table: {name: _toml_safe(entry) for name, entry in sorted(entries.items())}}
                 atomic_write_bytes(self.path, tomli_w.dumps(document).encode("utf-8"))
         except filelock.Timeout:
             raise ZooError(f"{self.path}: locked by another zoo command for {LOCK_TIMEOUT_SECONDS}s; retry when it ends") from None
