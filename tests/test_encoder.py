@@ -121,3 +121,13 @@ def test_colour_transfer_maps_the_source_histogram_onto_the_target_one():
     assert torch.allclose(transferred[:, 0].flatten().quantile(quantiles), target[:, 0].flatten().quantile(quantiles), atol=0.03)
     identity = colour_transfer(images, matching_tables(channel_histograms(images), channel_histograms(images)))
     assert torch.allclose(identity, images, atol=1 / 127.5 + 1e-6)
+
+
+def test_the_emoji_colour_baseline_maps_noto_onto_each_styles_training_images():
+    from zoo.baselines import colour_transfer_tables, training_images
+
+    assert len(training_images("emoji-noto")) == 1030 and len(training_images("emoji-twemoji")) == 930
+    tables = colour_transfer_tables("emoji-noto", "emoji-twemoji")
+    assert tables.shape == (3, 256) and (tables.diff(dim=1) >= 0).all() and tables[:, 255].tolist() == [255, 255, 255]
+    with pytest.raises(ZooError, match="bundled data"):
+        colour_transfer_tables("tiny", "emoji-twemoji")

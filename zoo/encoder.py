@@ -1,12 +1,13 @@
 """Image -> latent in one forward pass: an encoder per family, trained on its base model's own samples (issue 17).
 
 The network (`Encoder`) is a timm backbone (created with pretrained=False: nothing is downloaded) with two linear
-heads, e4e-style: a W code and per-layer offsets, both in units of the spread of the base's w (whitened per
-dimension), so that W+ = code + offsets. It trains on z -> w = f(z) -> G(w) -> encoder -> ŵ+, with
+heads, e4e-style but in Z: a z code and per-layer z offsets, each row z + offset_i sent through the base's own mapping
+network (frozen, carried in the file), so every row of ŵ+ is a w the model samples from (in distribution by
+construction; the offsets let the rows differ). It trains on z -> w = f(z) -> G(w) -> encoder -> ŵ+, with
 
 - a latent loss: mean squared whitened difference between every row of ŵ+ and w;
 - an image loss: L1 + (1 - SSIM) between G(ŵ+) and G(w);
-- an offset penalty: mean squared whitened offset, which holds ŵ+ near one w, i.e. where the model samples.
+- an offset penalty: mean squared z offset relative to the code's, which holds the rows of ŵ+ near one w.
 
 Files: `checkpoints/NAME.safetensors` (weights; metadata: backbone, sizes, base name and sha256, family, lineage),
 registered in registry.toml's `[encoders.NAME]` table. Runs: `<zoo home>/runs/NAME/snapshot.pt` (resumable).
@@ -35,7 +36,7 @@ from .errors import ZooError
 from .files import atomic_path, sha256_file
 from .home import recorded_path, zoo_home
 from .metrics import ssim
-from .model import Generator
+from .model import EqualLinear, Generator, PixelNorm
 from .registry import Registry, check_name, load, resolve
 
 ENCODER_FORMAT = "zoo-encoder"
@@ -63,13 +64,17 @@ class EncoderConfig:
     input_size: int = 64  # the backbone's input: images are resized to it
     style_dim: int = 128
     n_latent: int = 8
+    n_mlp: int = 4  # the base's mapping network, which the encoder carries (frozen)
+    lr_mlp: float = 0.01
 
     def options(self) -> dict:
         return BACKBONE_OPTIONS.get(self.backbone, {}) if self.backbone_options is None else self.backbone_options
 
 
 class Encoder(nn.Module):
-    """(B, 3, H, W) images in [-1, 1] -> (code (B, D), offsets (B, n_latent, D)); `latents` = code + offsets."""
+    """(B, 3, H, W) images in [-1, 1] -> a z code (B, D) and per-layer z offsets (B, n_latent, D); `latents` maps each
+    row z + offset through the base's own (frozen) mapping network, so every row of the W+ it returns is a w the
+    model samples from: in distribution by construction."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -84,42 +89,45 @@ class Encoder(nn.Module):
         features = self.backbone.num_features
         self.code = nn.Linear(features, config.style_dim)
         self.offsets = nn.Linear(features, config.n_latent * config.style_dim)
-        with torch.no_grad():  # start at w̄ with no offsets
-            for head in (self.code, self.offsets):
-                head.weight.mul_(0.1)
-                head.bias.zero_()
-        self.register_buffer("center", torch.zeros(config.style_dim))
-        self.register_buffer("scale", torch.ones(config.style_dim))
+        with torch.no_grad():  # start with small offsets
+            self.offsets.weight.mul_(0.1)
+            self.offsets.bias.zero_()
+        layers = [EqualLinear(config.style_dim, config.style_dim, lr_mul=config.lr_mlp, activation=True) for _ in range(config.n_mlp)]
+        self.mapping = nn.Sequential(PixelNorm(), *layers).requires_grad_(False)
+        self.register_buffer("scale", torch.ones(config.style_dim))  # the spread of the base's w, per dimension
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.config.input_size
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
         features = self.backbone(images)
-        code = self.center + self.scale * self.code(features)
-        offsets = self.scale * self.offsets(features).view(-1, self.config.n_latent, self.config.style_dim)
-        return code, offsets
+        return self.code(features), self.offsets(features).view(-1, self.config.n_latent, self.config.style_dim)
 
     def latents(self, images: torch.Tensor) -> torch.Tensor:
         code, offsets = self(images)
-        return code[:, None] + offsets
+        return self.to_w_plus(code, offsets)
+
+    def to_w_plus(self, code: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """(B, n_latent, D): row i is f(code + offsets_i)."""
+        z_plus = code[:, None] + offsets
+        return self.mapping(z_plus.flatten(0, 1)).view(z_plus.shape)
 
 
 @torch.no_grad()
-def latent_statistics(generator: Generator, samples: int = WHITENING_SAMPLES, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The base's truncation centre w̄ and the per-dimension spread of its w = f(z) (the encoder's units)."""
+def latent_spread(generator: Generator, samples: int = WHITENING_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """The per-dimension spread of the base's w = f(z): the units of the encoder's latent loss."""
     z = torch.randn(samples, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
-    w = generator.mapping(z.to(generator.input.input.device))
-    return generator.truncation_center().view(-1).clone(), w.std(0).clamp_min(1e-6)
+    return generator.mapping(z.to(generator.input.input.device)).std(0).clamp_min(1e-6)
 
 
 def build_encoder(base: ZooModel, backbone: str = DEFAULT_BACKBONE) -> Encoder:
     generator = base.generator
     size = generator.config.size
     config = EncoderConfig(backbone=backbone, image_size=size, input_size=max(64, size), style_dim=generator.config.style_dim,
-                           n_latent=generator.n_latent)  # fmt: skip
+                           n_latent=generator.n_latent, n_mlp=generator.config.n_mlp, lr_mlp=generator.config.lr_mlp)  # fmt: skip
     encoder = Encoder(config).to(generator.input.input.device)
-    encoder.center, encoder.scale = latent_statistics(generator)
+    encoder.mapping.load_state_dict(generator.style.state_dict())
+    encoder.scale = latent_spread(generator)
     return encoder
 
 
@@ -150,11 +158,11 @@ def encoder_losses(encoder: Encoder, generator: Generator, w: torch.Tensor, conf
     with torch.no_grad():
         images = generator.synthesis(w[:, None].expand(-1, generator.n_latent, -1))
     code, offsets = encoder(images)
-    latents = code[:, None] + offsets
+    latents = encoder.to_w_plus(code, offsets)
     latent = ((latents - w[:, None]) / encoder.scale).square().mean()
     reconstructions = generator.synthesis(latents)
     image = (reconstructions - images).abs().mean() + (1 - ssim(reconstructions, images)).mean()
-    offset = (offsets / encoder.scale).square().mean()
+    offset = offsets.square().mean() / code.square().mean().detach().clamp_min(1e-8)  # relative to the code's size
     total = config.latent_weight * latent + config.image_weight * image + config.offset_weight * offset
     return {"loss": total, "latent": latent, "image": image, "offset": offset}
 
