@@ -131,3 +131,16 @@ def test_the_emoji_colour_baseline_maps_noto_onto_each_styles_training_images():
     assert tables.shape == (3, 256) and (tables.diff(dim=1) >= 0).all() and tables[:, 255].tolist() == [255, 255, 255]
     with pytest.raises(ZooError, match="bundled data"):
         colour_transfer_tables("tiny", "emoji-twemoji")
+
+
+def test_the_cli_trains_an_encoder_and_translates_with_it(family, inputs, tmp_path, zoo_home):
+    from test_cli import assert_user_error, zoo
+
+    assert_user_error(zoo("translate", "--from", "tiny", "--to", "tiny-b", "--method", "encoder", "--out", tmp_path / "o", inputs,
+                          check=False), "zoo train-encoder tiny")  # fmt: skip
+    trained = zoo("train-encoder", "tiny", "--iters", "3", "--batch", "4")
+    assert "installed encoder for tiny" in trained.stdout
+    assert "tiny-encoder" in Registry().table("encoders")
+    zoo("translate", "--from", "tiny", "--to", "tiny-b", "--method", "encoder", "--out", tmp_path / "out", inputs)
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["face0-tiny-to-tiny-b.png", "face1-tiny-to-tiny-b.png"]
+    assert_user_error(zoo("train-encoder", "tiny", "--iters", "3", check=False), "already installed")

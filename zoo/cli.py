@@ -34,7 +34,7 @@ from .distance import (
     variant_distances,
 )
 from .domains import describe, domain_status, get_domain
-from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, train_and_install_encoder
+from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load_encoder, train_and_install_encoder
 from .errors import ZooError
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
@@ -419,8 +419,15 @@ BATCH_OPTION = typer.Option(16, "--batch", min=1, help="Images inverted together
 with_inversion_options = with_options(INVERSION_OPTIONS, "settings", lambda values: InversionSettings(**values))
 
 
-def announce_loss(settings: InversionSettings, device: torch.device) -> None:
-    """Say which perceptual term and precision the inversion uses (both depend on this machine)."""
+def announce_loss(settings: InversionSettings, device: torch.device, model=None) -> None:
+    """Say which perceptual term and precision the inversion uses (both depend on this machine); for the encoder
+    methods, first check that `model` has a usable encoder (a one-line error before any work)."""
+    if settings.method in ("encoder", "hybrid") and model is not None:
+        name = settings.encoder or default_encoder(model)
+        load_encoder(name, base=model)
+        if settings.method == "encoder":
+            error_console.print(f"inversion: encoder {name} (one forward pass) on {device}", soft_wrap=True)
+            return
     used = resolve_perceptual(settings.perceptual)
     note = f" (no LPIPS-VGG weights here: {LPIPS_BACKBONES['vgg'][1]} in ${BACKBONE_DIR_VARIABLE} enables it)" if settings.perceptual == "auto" and used == "ssim" else ""
     precision = dtype_name(compute_dtype(settings.precision, device))
@@ -463,7 +470,7 @@ def translate_command(
     chosen = pick_device(device)
     prepared = prepare_translation(job, device=chosen)
     if inputs:
-        announce_loss(settings, chosen)
+        announce_loss(settings, chosen, prepared.source)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(job.inputs or [])} image(s) in {source}", total=None)
         written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
@@ -490,7 +497,7 @@ def invert_command(
     chosen = pick_device(device)
     model = load(domain, device=chosen)
     images = load_images(files, model.info.config.size)
-    announce_loss(settings, chosen)
+    announce_loss(settings, chosen, model)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
         result = invert_in_batches(model, images, settings, batch_size=batch, seed=seed,
@@ -633,7 +640,7 @@ def eval_command(
     ]  # fmt: skip
     chosen = pick_device(device)
     prepared = [prepare_evaluation(job, device=chosen) for job in jobs]
-    announce_loss(settings, chosen)
+    announce_loss(settings, chosen, prepared[0].source)
     for item in prepared:
         if item.fid:
             error_console.print(f"FID: after the inversion, the outputs and {len(item.fid.reference)} images of {item.fid.folder} "
