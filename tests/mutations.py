@@ -101,7 +101,6 @@ def sefa_box_10x():
 
 def sefa_wrong_layers():
     """SeFa factorises the ToRGB modulations too (a wrong layer set)."""
-    from zoo import inversion
 
     def modulation_matrix(generator):
         layers = [generator.conv1, *generator.convs, generator.to_rgb1, *generator.to_rgbs]

@@ -19,13 +19,13 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import nvidia_pickles
 import pytest
 import torch
 from conftest import ROSINALITY
 from safetensors.torch import load_file, save_file
-
-import nvidia_pickles
 from test_importers import ADA_CONFIG, TF_CONFIG, random_networks
+
 from zoo import importers
 from zoo.checkpoint import read_info, save_model
 from zoo.errors import ZooError

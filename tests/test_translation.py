@@ -5,8 +5,8 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 import references
+import torch
 from PIL import Image
 from test_cli import assert_user_error, zoo
 

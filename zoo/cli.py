@@ -34,6 +34,7 @@ from .distance import (
     variant_distances,
 )
 from .domains import describe, domain_status, get_domain
+from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load_encoder, train_and_install_encoder
 from .errors import ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
@@ -361,6 +362,29 @@ def add_domain_command(
                          freeze_d=freeze_d), training)  # fmt: skip
 
 
+@app.command("train-encoder")
+def train_encoder_command(
+    base: str = typer.Argument(..., help="The installed base model to invert (e.g. emoji-noto)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the encoder (default: BASE-encoder)."),
+    iters: int = typer.Option(4000, "--iters", min=1, help="Training steps."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Base samples per step."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", help="timm backbone (created untrained), e.g. resnet10t."),
+    snapshot_every: int = typer.Option(500, "--snapshot-every", min=1, help="Steps between snapshots."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed encoder of the same name."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+):
+    """Train an image -> latent encoder on a base model's own samples (snapshots in <zoo home>/runs/NAME)."""
+    config = EncoderTrainConfig(iters=iters, batch=batch, snapshot_every=snapshot_every, seed=seed)
+    with training_progress(name or f"{base}-encoder") as progress:
+        run, entry = train_and_install_encoder(base, name, config, backbone=backbone, resume=resume, force=force,
+                                               command=shlex.join(["zoo", *sys.argv[1:]]), device=pick_device(device),
+                                               on_step=progress)  # fmt: skip
+    console.print(f"installed encoder for {entry['base']} ({entry['backbone']}) after {run.steps} steps in "
+                  f"{run.wall_time_seconds / 60:.1f} min -> {entry['file']}")
+
+
 @app.command("swap")
 def swap_command(
     target: str = typer.Argument(..., help="An installed fine-tuned model."),
@@ -386,7 +410,10 @@ def parse_resolutions(text: str) -> list[int]:
 
 
 INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings' fields
-    "method": (str, typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search) or projection (StyleGAN2's).")),
+    "method": (str, typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search), projection (StyleGAN2's), "
+                                 "encoder (one pass of the model's trained encoder) or hybrid (encoder, then --steps under a prior).")),
+    "encoder": (Optional[str], typer.Option(None, "--encoder", help="encoder/hybrid: an installed encoder (default: the one made for the model).")),
+    "prior_weight": (float, typer.Option(0.01, "--prior-weight", min=0.0, help="hybrid: weight of the Gaussian prior on W.")),
     "steps": (int, typer.Option(500, "--steps", min=1, help="Optimisation steps per image.")),
     "lr": (float, typer.Option(0.1, "--inversion-lr", help="Adam learning rate (warm-up 5%, cosine ramp-down over the last 25%).")),
     "directions": (int, typer.Option(0, "--directions", "-k", min=0, help="Bounded: search the top K SeFa directions (0 = all).")),
@@ -405,8 +432,15 @@ BATCH_OPTION = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images in
 with_inversion_options = with_options(INVERSION_OPTIONS, "settings", lambda values: InversionSettings(**values))
 
 
-def announce_loss(settings: InversionSettings, device: torch.device) -> None:
-    """Say which perceptual term and precision the inversion uses (both depend on this machine)."""
+def announce_loss(settings: InversionSettings, device: torch.device, model=None) -> None:
+    """Say which perceptual term and precision the inversion uses (both depend on this machine); for the encoder
+    methods, first check that `model` has a usable encoder (a one-line error before any work)."""
+    if settings.method in ("encoder", "hybrid") and model is not None:
+        name = settings.encoder or default_encoder(model)
+        load_encoder(name, base=model)
+        if settings.method == "encoder":
+            error_console.print(f"inversion: encoder {name} (one forward pass) on {device}", soft_wrap=True)
+            return
     used = resolve_perceptual(settings.perceptual)
     note = f" (no LPIPS-VGG weights here: {LPIPS_BACKBONES['vgg'][1]} in ${BACKBONE_DIR_VARIABLE} enables it)" if settings.perceptual == "auto" and used == "ssim" else ""
     precision = dtype_name(compute_dtype(settings.precision, device))
@@ -449,7 +483,7 @@ def translate_command(
     chosen = pick_device(device)
     prepared = prepare_translation(job, device=chosen)
     if inputs:
-        announce_loss(settings, chosen)
+        announce_loss(settings, chosen, prepared.source)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(prepared.stems) if inputs else 0} image(s) in {source}", total=None)
         written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
@@ -476,7 +510,7 @@ def invert_command(
     chosen = pick_device(device)
     model = load(domain, device=chosen)
     images = load_images(list(files), model.info.config.size)
-    announce_loss(settings, chosen)
+    announce_loss(settings, chosen, model)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
         result = invert_in_batches(model, images, settings, batch_size=batch, seed=seed,
@@ -621,7 +655,7 @@ def eval_command(
     ]  # fmt: skip
     chosen = pick_device(device)
     prepared = [prepare_evaluation(job, device=chosen) for job in jobs]
-    announce_loss(settings, chosen)
+    announce_loss(settings, chosen, prepared[0].source)
     for item in prepared:
         if item.fid:
             error_console.print(f"FID: after the inversion, the outputs and {len(item.fid.reference)} images of {item.fid.folder} "

@@ -39,9 +39,9 @@ def environment_problem(error: BaseException, path=None) -> str | None:
     """One line (path, what went wrong, the fix) for a failure of the machine rather than of zoo: an OSError of a known
     errno, a safetensors I/O error, a Pillow decompression bomb or running out of memory. None for anything else (a bug).
     `path` names the file where the error itself names none."""
+    import torch
     from PIL import Image
     from safetensors import SafetensorError
-    import torch
 
     if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRORS:
         return _errno_line(error.errno, error.filename or path, error.filename2)

@@ -11,6 +11,7 @@ reports, each number labelled with the metric that made it:
 - with paired ground truth (B's image of the same name, e.g. the same emoji in another style): the distance of each
   output to its true counterpart, the same for the untranslated input (the do-nothing baseline), and top-1 retrieval
   accuracy: how often the counterpart is the image of B's whole set nearest to the output (and to the input).
+  Beside the do-nothing baseline, the colour-transfer baseline (zoo/baselines.py) when both domains declare their data.
 
 Every image's metric features are computed once (`Metric.features`); every distance comes from the cached features.
 """
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
+from .baselines import colour_transfer, colour_transfer_tables
 from .checkpoint import ZooModel
 from .data import list_image_files
 from .distance import DEFAULT_METRIC, pairwise_sums
@@ -101,6 +103,7 @@ class PreparedEvaluation:
     pairs: PairedSet | None
     notes: list[str]
     device: torch.device
+    colour_tables: torch.Tensor | None = None  # the colour-transfer baseline's lookup tables, with paired ground truth
 
 
 @dataclass
@@ -122,6 +125,8 @@ class PairedScores:
     baseline_distance: float  # untranslated input <-> its counterpart
     top1: float
     baseline_top1: float
+    colour_distance: float | None = None  # the colour-transfer baseline (zoo/baselines.py), when both domains have data
+    colour_top1: float | None = None
 
 
 @dataclass
@@ -186,7 +191,17 @@ def prepare_evaluation(job: EvaluationJob, device: torch.device | str = "cpu") -
     if fid and len(files) < FID_FEATURES:
         notes.append(f"FID from {len(files)} outputs (fewer than its {FID_FEATURES} feature dimensions) is biased upward; "
                      "compare only FIDs from equally many inputs (the paper used 2000)")  # fmt: skip
-    return PreparedEvaluation(job, source, target, renderer, files, images, metric, fid, pairs, notes, device)
+    tables = colour_baseline_tables(job.source, job.target, source.info.config.size) if pairs else None
+    return PreparedEvaluation(job, source, target, renderer, files, images, metric, fid, pairs, notes, device, tables)
+
+
+def colour_baseline_tables(source: str, target: str, size: int) -> torch.Tensor | None:
+    """The colour-transfer baseline's tables from `source`'s training images to `target`'s; None unless both domains
+    declare their data (as the emoji family's do)."""
+    try:
+        return colour_transfer_tables(source, target, size)
+    except ZooError:
+        return None
 
 
 def choose_inputs(source: str, target: str, inputs, *, limit: int | None = None, seed: int = 0) -> list[Path]:
@@ -317,7 +332,10 @@ def score(prepared: PreparedEvaluation, translated: TranslatedImages) -> Evaluat
                  for index, path in enumerate(prepared.files)]  # fmt: skip
     paired = None
     if prepared.pairs:
-        paired, records = paired_scores(metric, prepared.pairs, outputs, inputs, prepared.target.info.config.size, device)
+        colour = None
+        if prepared.colour_tables is not None:
+            colour = cached_features(metric, colour_transfer(prepared.images, prepared.colour_tables).split(CHUNK), device)
+        paired, records = paired_scores(metric, prepared.pairs, outputs, inputs, prepared.target.info.config.size, device, colour)
         per_input = [{**record, **paired_record} for record, paired_record in zip(per_input, records)]
     return Evaluation(
         source=job.source,
@@ -398,9 +416,10 @@ def style_diversity(metric: Metric, styles: torch.Tensor, device: torch.device) 
     return float(sums.triu(1).sum()) / (codes * (codes - 1) // 2 * count)
 
 
-def paired_scores(metric: Metric, pairs: PairedSet, outputs, inputs, size: int, device) -> tuple[PairedScores, list[dict]]:
+def paired_scores(metric: Metric, pairs: PairedSet, outputs, inputs, size: int, device, colour=None) -> tuple[PairedScores, list[dict]]:
     """Distances to the true counterparts and top-1 retrieval among all of B's images, for the outputs and for the
-    untranslated inputs; and per input: both distances and the names of both nearest images."""
+    untranslated inputs (and the colour-transferred inputs, given their features); per input: both distances and the
+    names of both nearest images."""
     candidates = cached_features(metric, image_batches(pairs.files, size), device)
     same = torch.arange(len(pairs.truth))
     distance = indexed_distances(metric, outputs, same, candidates, pairs.truth)
@@ -420,6 +439,9 @@ def paired_scores(metric: Metric, pairs: PairedSet, outputs, inputs, size: int, 
         top1=float((closest == pairs.truth).double().mean()),
         baseline_top1=float((baseline_closest == pairs.truth).double().mean()),
     )
+    if colour is not None:
+        scores.colour_distance = float(indexed_distances(metric, colour, same, candidates, pairs.truth).mean())
+        scores.colour_top1 = float((nearest(metric, colour, len(same), candidates, len(pairs.files)) == pairs.truth).double().mean())
     return scores, records
 
 
@@ -482,6 +504,11 @@ def summary_rows(result: Evaluation) -> list[tuple[str, str, str]]:
             (f"top-1 retrieval among {paired.candidates} images of {paired.folder}: output", f"{paired.top1:.3f}", nearest_by),
             ("top-1 retrieval: input (do-nothing baseline)", f"{paired.baseline_top1:.3f}", nearest_by),
         ]
+        if paired.colour_distance is not None:
+            rows += [
+                ("paired distance: colour-transferred input (colour-transfer baseline)", f"{paired.colour_distance:.4f}", label),
+                ("top-1 retrieval: colour-transferred input", f"{paired.colour_top1:.3f}", nearest_by),
+            ]
     return rows
 
 

@@ -15,7 +15,6 @@ from .data import images_to_float, list_image_files, model_input_pixels
 from .errors import ZooError
 from .files import atomic_path
 
-
 MAX_BATCH = 4096  # images generated (or inverted) together
 MEMORY_BUDGET_BYTES = 4 << 30  # images held in memory at once by one command (float32): refuse, do not swap or crash
 

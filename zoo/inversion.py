@@ -48,6 +48,7 @@ from .metrics import Metric, backbone_file, get_metric, ssim
 from .model import Generator
 
 PERCEPTUAL_CHOICES = ("auto", "lpips-vgg", "ssim", "none")
+INVERSION_METHODS = ("bounded", "projection", "encoder", "hybrid")  # the last two: zoo/encoder.py
 LATENT_FORMAT = "zoo-latent"
 LATENT_FORMAT_VERSION = "1"
 SEFA_CACHE_VERSION = "1"
@@ -148,10 +149,12 @@ class InversionSettings:
     perturbation: float = 0.05  # projection: initial latent noise, as a fraction of the latents' spread
     perturbation_ramp: float = 0.75  # projection: fraction of the steps over which the perturbation decays to 0
     precision: str = "auto"  # of the synthesis while optimising: float32, bfloat16, or auto (bfloat16 where native)
+    encoder: str | None = None  # encoder and hybrid: an installed encoder or file (None: the one made for the model)
+    prior_weight: float = 0.01  # hybrid: weight of the Gaussian prior on W (zoo/encoder.py, WPrior)
 
     def __post_init__(self):
-        if self.method not in ("bounded", "projection"):
-            raise ZooError(f"--method {self.method!r}: use bounded or projection")
+        if self.method not in INVERSION_METHODS:
+            raise ZooError(f"--method {self.method!r}: use one of {', '.join(INVERSION_METHODS)}")
         check_in_range("--steps", self.steps, 1)
         check_in_range("--directions", self.directions, 0)
         check_in_range("sefa_samples", self.sefa_samples, 2)
@@ -161,6 +164,7 @@ class InversionSettings:
             check_in_range(name, getattr(self, name), 0.0, 1.0)
         for name in ("noise_regularize", "pixel_weight", "perceptual_weight", "perturbation"):
             check_in_range(name, getattr(self, name), 0.0, sys.float_info.max)
+        check_in_range("--prior-weight", self.prior_weight, 0.0, sys.float_info.max)
         if self.pixel_loss not in ("l1", "l2"):
             raise ZooError(f"--pixel-loss {self.pixel_loss!r}: use l1 or l2")
         if self.perceptual not in PERCEPTUAL_CHOICES:
@@ -318,6 +322,10 @@ def invert(
 ) -> InversionResult:
     """Invert (B, 3, H, W) images in [-1, 1] into `model`'s W (or W+), one latent per image."""
     settings = settings or InversionSettings()
+    if settings.method in ("encoder", "hybrid"):
+        from .encoder import invert_with_encoder
+
+        return invert_with_encoder(model, _check_images(images, model.generator), settings, on_step=on_step)
     started = time.perf_counter()
     generator = model.generator.eval().requires_grad_(False)
     device = generator.input.input.device

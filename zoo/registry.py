@@ -98,9 +98,9 @@ STORED_TYPES = {key: kind for key, kind in get_type_hints(RegistryEntry).items()
 STORED_KEYS = tuple(STORED_TYPES)
 
 
-def _table(name: str) -> str:
+def _table(name: str, table: str = "domains") -> str:
     """How registry.toml spells the entry's table header (a name that is not a bare key is quoted)."""
-    return f"[domains.{name if NAME_PATTERN.match(name) else json.dumps(name)}]"
+    return f"[{table}.{name if NAME_PATTERN.match(name) else json.dumps(name)}]"
 
 
 def _has_type(value, kind: type) -> bool:
@@ -112,6 +112,7 @@ class RegistryEdit:
     """What a locked edit changes: the domains table, checkpoints staged to be renamed into place, files to delete."""
 
     domains: dict[str, RegistryEntry]
+    tables: dict[str, dict] = field(default_factory=dict)  # the file's other tables (e.g. encoders), as stored
     staged: dict[Path, Path] = field(default_factory=dict)  # destination -> its temporary file
     deletions: list[Path] = field(default_factory=list)
 
@@ -129,6 +130,22 @@ class Registry:
 
     def domains(self) -> dict[str, RegistryEntry]:
         """name -> entry, validated (an empty zoo has no file yet)."""
+        table = self.table("domains")
+        return {name: RegistryEntry.parse(name, entry, self.path) for name, entry in table.items()}
+
+    def table(self, table: str) -> dict[str, dict]:
+        """One top-level table of the file (`domains`, or another such as `encoders`), name -> entry as stored."""
+        entries = self.document().get(table, {})
+        if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):
+            raise ZooError(f"{self.path}: '{table}' is not a table of tables; restore the file from version control or a backup")
+        return entries
+
+    def other_tables(self) -> dict[str, dict]:
+        """Every top-level table but the domains (kept as stored when the registry is rewritten)."""
+        return {table: self.table(table) for table in self.document() if table not in ("format_version", "domains")}
+
+    def document(self) -> dict:
+        """The whole file, parsed, its format version checked (an empty zoo has no file yet)."""
         if not os.path.lexists(self.path):
             return {}
         if not self.path.is_file():
@@ -141,10 +158,7 @@ class Registry:
             raise ZooError(f"{self.path}: cannot be read ({error.strerror}); check its permissions") from None
         if document.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
             raise ZooError(f"{self.path}: format_version {document['format_version']!r}, this zoo reads {FORMAT_VERSION}; upgrade zoo")
-        table = document.get("domains", {})
-        if not isinstance(table, dict):
-            raise ZooError(f"{self.path}: 'domains' is not a table; restore the file from version control or a backup")
-        return {name: RegistryEntry.parse(name, entry, self.path) for name, entry in table.items()}
+        return document
 
     def get(self, name: str) -> RegistryEntry | None:
         return self.domains().get(name)
@@ -154,7 +168,7 @@ class Registry:
         """Lock, recover what a killed command left, yield the edit, then commit it (see the module's docstring)."""
         with self._locked():
             self._recover()
-            edit = RegistryEdit(self.domains())
+            edit = RegistryEdit(self.domains(), self.other_tables())
             try:
                 yield edit
                 self._commit(edit)
@@ -176,18 +190,22 @@ class Registry:
         except OSError as error:
             raise machine_failure(error, lock_path, f"the zoo home {self.home} must be a writable folder") from None
 
-    def serialise(self, domains: dict[str, RegistryEntry]) -> bytes:
+    def serialise(self, domains: dict[str, RegistryEntry], tables: dict[str, dict] | None = None) -> bytes:
         """The registry document, checked to read back as written (TOML cannot hold everything a dict can)."""
-        document = {"format_version": FORMAT_VERSION, "domains": {name: entry.to_toml() for name, entry in sorted(domains.items())}}
+        others = {table: dict(sorted(entries.items())) for table, entries in sorted((tables or {}).items())}
+        document = {"format_version": FORMAT_VERSION, **others,
+                    "domains": {name: entry.to_toml() for name, entry in sorted(domains.items())}}  # fmt: skip
         data, problem = _toml_round_trip(document)
         if problem:
-            unstorable = [name for name, entry in sorted(domains.items()) if _toml_round_trip(entry.to_toml())[1]]
+            entries = [(name, entry.to_toml()) for name, entry in sorted(domains.items())]
+            entries += [(name, entry) for table in others.values() for name, entry in table.items()]
+            unstorable = [name for name, entry in entries if _toml_round_trip(entry)[1]]
             raise ZooError(f"{self.path}: entry {', '.join(unstorable) or '?'} cannot be stored as TOML ({problem}); "
                            "its lineage must hold plain strings, numbers, lists and tables of modest depth")  # fmt: skip
         return data
 
     def _commit(self, edit: RegistryEdit) -> None:
-        document = self.serialise(edit.domains)
+        document = self.serialise(edit.domains, edit.tables)
         if edit.staged:
             journal = {"registry": document.decode("utf-8"), "renames": [[tmp.name, dest.name] for dest, tmp in edit.staged.items()]}
             atomic_write_bytes(self.journal, json.dumps(journal).encode("utf-8"))
@@ -262,12 +280,16 @@ class Registry:
 
     def checkpoint_path(self, entry: RegistryEntry) -> Path:
         """Where the entry's checkpoint is; refused unless inside <home>/checkpoints/ once symlinks are resolved."""
+        return self.contained_file(entry.name, entry.file)
+
+    def contained_file(self, name: str, file, table: str = "domains") -> Path:
+        """The file an entry of `table` names, refused unless inside <home>/checkpoints/ once symlinks are resolved."""
         folder = os.path.realpath(self.home / CHECKPOINTS)
-        path = self.home / entry.file
-        if os.path.dirname(os.path.realpath(path)) != folder:
+        path = self.home / file if isinstance(file, str) else None
+        if path is None or os.path.dirname(os.path.realpath(path)) != folder:
             raise ZooError(
-                f"{self.path}: entry {_table(entry.name)} has file = {entry.file!r}, which is not inside {folder}; "
-                f"set it to '{CHECKPOINTS}/{entry.name}.safetensors' or delete the entry"
+                f"{self.path}: entry {_table(name, table)} has file = {file!r}, which is not inside {folder}; "
+                f"set it to '{CHECKPOINTS}/{name}.safetensors' or delete the entry"
             )
         return path
 
@@ -282,7 +304,9 @@ class Registry:
     def unregistered_files(self, domains: dict[str, RegistryEntry] | None = None) -> list[Path]:
         """Checkpoints in checkpoints/ that no entry names (e.g. left by a crash, or copied in by hand)."""
         domains = self.domains() if domains is None else domains
-        registered = {os.path.realpath(self.home / entry.file) for entry in domains.values()}
+        files = [entry.file for entry in domains.values()]
+        files += [entry.get("file") for table in self.other_tables().values() for entry in table.values()]
+        registered = {os.path.realpath(self.home / file) for file in files if isinstance(file, str)}
         folder = self.home / CHECKPOINTS
         return sorted(path for path in folder.glob("*.safetensors") if os.path.realpath(path) not in registered)
 
@@ -378,7 +402,7 @@ def install_model(
             resolution=generator.config.size, mapping_sha256=mapping,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), lineage=lineage,
         )  # fmt: skip
-        registry.serialise({**edit.domains, name: entry})  # a lineage TOML cannot hold fails here, before any write
+        registry.serialise({**edit.domains, name: entry}, edit.tables)  # a lineage TOML cannot hold fails here, before any write
         sha256 = save_model(edit.stage(destination), generator, domain=name, family=family, lineage=lineage,
                             discriminator=discriminator)  # fmt: skip
         edit.domains[name] = replace(entry, sha256=sha256)

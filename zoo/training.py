@@ -1009,5 +1009,6 @@ def rich_progress(description: str = "training", console=None) -> Iterator[Progr
 
 
 def format_metrics(metrics: dict) -> str:
-    labels = {"d_loss": "D", "g_loss": "G", "r1": "R1", "path_length": "PL", "augment_p": "p"}
+    labels = {"d_loss": "D", "g_loss": "G", "r1": "R1", "path_length": "PL", "augment_p": "p",
+              "latent": "latent", "image": "image", "offset": "offset"}  # the last three: encoder training
     return "  ".join(f"{label} {metrics[key]:.3g}" for key, label in labels.items() if key in metrics)

@@ -1,0 +1,65 @@
+"""Feed-forward translation with the shipped encoder (issue 17): one image, and a folder of 100.
+
+    python benchmarks/bench_encoder.py [--threads 2] [--repeats 5]
+
+Measures, in the zoo home of this checkout (the shipped emoji family and emoji-noto-encoder):
+- the whole command: `zoo translate --from emoji-noto --to emoji-twemoji --method encoder IMAGE` as a new process
+  (Python's start-up, imports, loading both models and the encoder, the translation, writing the file);
+- in process, after start-up: one image encoded and rendered by the target (layer-swapped at the recipe's level),
+  and 100 images the same way in one batch.
+The issue's bars: the translation of one image well under 1 s after start-up; one command in a few seconds; a folder
+of 100 in under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+from zoo.encoder import encode, encoder_for, load_encoder
+from zoo.evaluation import held_out_inputs
+from zoo.images import load_images
+from zoo.registry import load
+from zoo.translation import Renderer, translation_options
+
+
+def timed(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    files = held_out_inputs("emoji-noto", "emoji-twemoji")
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "zoo", "translate", "--from", "emoji-noto", "--to", "emoji-twemoji", "--method", "encoder",
+                   "--out", folder, "--force", str(files[0])]  # fmt: skip
+        whole = timed(lambda: subprocess.run(command, check=True, capture_output=True), max(1, args.repeats // 2))
+    source, target = load("emoji-noto"), load("emoji-twemoji")
+    encoder = load_encoder(encoder_for(source), base=source)
+    renderer = Renderer(source.generator, target.generator, translation_options("emoji-twemoji"))
+    one, hundred = load_images(files[:1], 32), load_images(files[:100], 32)
+    with torch.no_grad():
+        single = timed(lambda: renderer.render(encode(encoder, one), "const"), args.repeats)
+        batch = timed(lambda: renderer.render(encode(encoder, hundred), "const"), args.repeats)
+    print(f"| threads | whole `zoo translate` of 1 image s | 1 image after start-up ms | {len(hundred)} images after start-up s |")
+    print("|---|---|---|---|")
+    print(f"| {args.threads} | {whole:.2f} | {single * 1000:.1f} | {batch:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

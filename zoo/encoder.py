@@ -1,0 +1,458 @@
+"""Image -> latent in one forward pass: an encoder per family, trained on its base model's own samples (issue 17).
+
+The network (`Encoder`) is a timm backbone (created with pretrained=False: nothing is downloaded) with two linear
+heads, e4e-style but in Z: a z code and per-layer z offsets, each row z + offset_i sent through the base's own mapping
+network (frozen, carried in the file), so every row of ŵ+ is a w the model samples from (in distribution by
+construction; the offsets let the rows differ). It trains on z -> w = f(z) -> G(w) -> encoder -> ŵ+, with
+
+- a latent loss: mean squared whitened difference between every row of ŵ+ and w;
+- an image loss: L1 + (1 - SSIM) between G(ŵ+) and G(w);
+- an offset penalty: mean squared z offset relative to the code's, which holds the rows of ŵ+ near one w.
+
+Files: `checkpoints/NAME.safetensors` (weights; metadata: backbone, sizes, base name and sha256, family, lineage),
+registered in registry.toml's `[encoders.NAME]` table. Runs: `<zoo home>/runs/NAME/snapshot.pt` (resumable).
+
+Inversion methods built on it (`InversionSettings.method`): `encoder` (one forward pass) and `hybrid` (the encoder's
+latent, then a short optimisation under a Gaussian prior in the whitened, leaky-ReLU-inverted W space of II2S).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+from torch.nn import functional as F
+
+from .checkpoint import ZooModel
+from .errors import ZooError
+from .files import atomic_path, sha256_file
+from .home import zoo_home
+from .metrics import ssim
+from .model import EqualLinear, Generator, PixelNorm
+from .registry import CHECKPOINTS, UNKNOWN_SHA256, Registry, check_name, load, resolve
+
+ENCODER_FORMAT = "zoo-encoder"
+ENCODER_FORMAT_VERSION = "1"
+RUN_FORMAT = "zoo-encoder-run-1"
+ENCODERS_TABLE = "encoders"
+DEFAULT_BACKBONE = "resnet10t"
+# Narrow widths for the default backbone: ~1.3 M parameters (a 6 MB file with its heads), trainable on a CPU.
+BACKBONE_OPTIONS = {"resnet10t": {"channels": [32, 64, 128, 256]}}
+WHITENING_SAMPLES = 10_000
+MAPPING_SLOPE = 0.2  # the mapping network's leaky ReLU; its inverse has slope 1 / 0.2
+
+ProgressCallback = Callable[[int, int, dict | None], None]  # (steps done, total, metrics or None)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The network
+
+
+@dataclass
+class EncoderConfig:
+    backbone: str = DEFAULT_BACKBONE
+    backbone_options: dict | None = None  # None: BACKBONE_OPTIONS for the backbone, else timm's defaults
+    image_size: int = 32  # the base model's resolution
+    input_size: int = 64  # the backbone's input: images are resized to it
+    style_dim: int = 128
+    n_latent: int = 8
+    n_mlp: int = 4  # the base's mapping network, which the encoder carries (frozen)
+    lr_mlp: float = 0.01
+
+    def options(self) -> dict:
+        return BACKBONE_OPTIONS.get(self.backbone, {}) if self.backbone_options is None else self.backbone_options
+
+
+class Encoder(nn.Module):
+    """(B, 3, H, W) images in [-1, 1] -> a z code (B, D) and per-layer z offsets (B, n_latent, D); `latents` maps each
+    row z + offset through the base's own (frozen) mapping network, so every row of the W+ it returns is a w the
+    model samples from: in distribution by construction."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        import timm
+
+        self.config = config
+        try:
+            self.backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0, **config.options())
+        except (RuntimeError, TypeError, ValueError) as error:
+            raise ZooError(f"--backbone {config.backbone}: timm cannot build it ({str(error).splitlines()[0]}); "
+                           "try resnet10t or mobilenetv3_small_100") from None  # fmt: skip
+        features = self.backbone.num_features
+        self.code = nn.Linear(features, config.style_dim)
+        self.offsets = nn.Linear(features, config.n_latent * config.style_dim)
+        with torch.no_grad():  # start with small offsets
+            self.offsets.weight.mul_(0.1)
+            self.offsets.bias.zero_()
+        layers = [EqualLinear(config.style_dim, config.style_dim, lr_mul=config.lr_mlp, activation=True) for _ in range(config.n_mlp)]
+        self.mapping = nn.Sequential(PixelNorm(), *layers).requires_grad_(False)
+        self.register_buffer("scale", torch.ones(config.style_dim))  # the spread of the base's w, per dimension
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        size = self.config.input_size
+        if images.shape[-1] != size:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+        features = self.backbone(images)
+        return self.code(features), self.offsets(features).view(-1, self.config.n_latent, self.config.style_dim)
+
+    def latents(self, images: torch.Tensor) -> torch.Tensor:
+        code, offsets = self(images)
+        return self.to_w_plus(code, offsets)
+
+    def to_w_plus(self, code: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """(B, n_latent, D): row i is f(code + offsets_i)."""
+        z_plus = code[:, None] + offsets
+        return self.mapping(z_plus.flatten(0, 1)).view(z_plus.shape)
+
+
+@torch.no_grad()
+def latent_spread(generator: Generator, samples: int = WHITENING_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """The per-dimension spread of the base's w = f(z): the units of the encoder's latent loss."""
+    z = torch.randn(samples, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
+    return generator.mapping(z.to(generator.input.input.device)).std(0).clamp_min(1e-6)
+
+
+def build_encoder(base: ZooModel, backbone: str = DEFAULT_BACKBONE) -> Encoder:
+    generator = base.generator
+    size = generator.config.size
+    config = EncoderConfig(backbone=backbone, image_size=size, input_size=max(64, size), style_dim=generator.config.style_dim,
+                           n_latent=generator.n_latent, n_mlp=generator.config.n_mlp, lr_mlp=generator.config.lr_mlp)  # fmt: skip
+    encoder = Encoder(config).to(generator.input.input.device)
+    encoder.mapping.load_state_dict(generator.style.state_dict())
+    encoder.scale = latent_spread(generator)
+    return encoder
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class EncoderTrainConfig:
+    iters: int = 4000
+    batch: int = 32
+    lr: float = 1e-3
+    latent_weight: float = 1.0
+    image_weight: float = 1.0
+    offset_weight: float = 0.1
+    snapshot_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.iters < 1 or self.batch < 1 or self.lr <= 0 or self.snapshot_every < 1:
+            raise ZooError("--iters, --batch and --snapshot-every must be at least 1 and --lr positive")
+        if min(self.latent_weight, self.image_weight, self.offset_weight) < 0:
+            raise ZooError("loss weights must be >= 0")
+
+
+def encoder_losses(encoder: Encoder, generator: Generator, w: torch.Tensor, config: EncoderTrainConfig) -> dict[str, torch.Tensor]:
+    """The three loss terms on a batch of the base's own w (its images rendered with the stored noise)."""
+    with torch.no_grad():
+        images = generator.synthesis(w[:, None].expand(-1, generator.n_latent, -1))
+    code, offsets = encoder(images)
+    latents = encoder.to_w_plus(code, offsets)
+    latent = ((latents - w[:, None]) / encoder.scale).square().mean()
+    reconstructions = generator.synthesis(latents)
+    image = (reconstructions - images).abs().mean() + (1 - ssim(reconstructions, images)).mean()
+    offset = offsets.square().mean() / code.square().mean().detach().clamp_min(1e-8)  # relative to the code's size
+    total = config.latent_weight * latent + config.image_weight * image + config.offset_weight * offset
+    return {"loss": total, "latent": latent, "image": image, "offset": offset}
+
+
+def step_latents(generator: Generator, config: EncoderTrainConfig, step: int) -> torch.Tensor:
+    """The batch of w for `step`: drawn from (seed, step) alone, so a resumed run sees what an unbroken one would."""
+    random = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    z = torch.randn(config.batch, generator.config.style_dim, generator=random)
+    with torch.no_grad():
+        return generator.mapping(z.to(generator.input.input.device))
+
+
+@dataclass
+class EncoderRun:
+    encoder: Encoder
+    steps: int
+    wall_time_seconds: float
+    metrics: dict
+    run_dir: Path
+
+
+def train_encoder(
+    base: ZooModel,
+    name: str,
+    config: EncoderTrainConfig,
+    *,
+    backbone: str = DEFAULT_BACKBONE,
+    resume: bool = False,
+    on_step: ProgressCallback | None = None,
+) -> EncoderRun:
+    """Train an encoder for `base` (snapshots in <zoo home>/runs/NAME; `resume` continues from the last one)."""
+    generator = base.generator.eval().requires_grad_(False)
+    run_dir = zoo_home() / "runs" / check_name(name)
+    snapshot = load_run_snapshot(run_dir) if resume else None
+    if snapshot is None and (run_dir / "snapshot.pt").exists():
+        raise ZooError(f"{run_dir}: a run of this name exists; pass --resume to continue it, or delete the folder")
+    with torch.random.fork_rng(devices=[]):  # the initial weights come from the run's seed alone
+        torch.manual_seed(config.seed)
+        encoder = build_encoder(base, backbone)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
+    step, wall_before, metrics = 0, 0.0, {}
+    if snapshot is not None:
+        check_same_run(snapshot, base, backbone, config, run_dir)
+        encoder.load_state_dict(snapshot["encoder"])
+        optimizer.load_state_dict(snapshot["optimizer"])
+        step, wall_before, metrics = snapshot["step"], snapshot["wall_time_seconds"], snapshot["metrics"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    encoder.train()
+    while step < config.iters:
+        losses = encoder_losses(encoder, generator, step_latents(generator, config, step), config)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        step += 1
+        metrics = {key: round(float(value.detach()), 5) for key, value in losses.items()}
+        if step % config.snapshot_every == 0 or step == config.iters:
+            wall = wall_before + time.perf_counter() - started
+            save_run_snapshot(run_dir, encoder, optimizer, step, wall, metrics, base, backbone, config)
+        if on_step:
+            on_step(step, config.iters, metrics)
+    encoder.eval()
+    return EncoderRun(encoder, step, wall_before + time.perf_counter() - started, metrics, run_dir)
+
+
+def save_run_snapshot(run_dir, encoder, optimizer, step, wall, metrics, base: ZooModel, backbone: str, config) -> None:
+    state = {
+        "format": RUN_FORMAT,
+        "encoder": encoder.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "wall_time_seconds": wall,
+        "metrics": metrics,
+        "base_sha256": sha256_file(base.info.path),
+        "backbone": backbone,
+        "train_config": asdict(config),
+    }
+    with atomic_path(Path(run_dir) / "snapshot.pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load_run_snapshot(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / "snapshot.pt"
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged zip/pickle
+        raise ZooError(f"{path}: unreadable snapshot ({type(error).__name__}); delete the run directory to start over") from None
+    if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+        raise ZooError(f"{path}: not an encoder run's snapshot; delete the run directory to start over")
+    return state
+
+
+def check_same_run(snapshot: dict, base: ZooModel, backbone: str, config: EncoderTrainConfig, run_dir: Path) -> None:
+    """A resumed run must continue the same training: same base, backbone and settings (the step count may grow)."""
+    saved = dict(snapshot["train_config"], iters=config.iters, snapshot_every=config.snapshot_every)
+    if snapshot["base_sha256"] != sha256_file(base.info.path) or snapshot["backbone"] != backbone or saved != asdict(config):
+        raise ZooError(f"{run_dir}: the snapshot was made with another base, backbone or settings; resume with those")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files and the registry
+
+
+def save_encoder(path: Path, encoder: Encoder, *, base: str, base_sha256: str, family: str, lineage: dict) -> str:
+    """Write the encoder's weights and metadata atomically; returns the file's sha256."""
+    metadata = {
+        "zoo.format": ENCODER_FORMAT,
+        "zoo.format_version": ENCODER_FORMAT_VERSION,
+        "config": json.dumps(asdict(encoder.config)),
+        "base": base,
+        "base_sha256": base_sha256,
+        "family": family,
+        "lineage": json.dumps(lineage),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({key: value.detach().cpu().contiguous() for key, value in encoder.state_dict().items()}, str(tmp), metadata=metadata)
+    return sha256_file(path)
+
+
+def install_encoder(name: str, encoder: Encoder, base: str, *, lineage: dict, force: bool = False,
+                    registry: Registry | None = None) -> dict:  # fmt: skip
+    """Save checkpoints/NAME.safetensors and record it in registry.toml's encoders table, with its base's sha256, as
+    one transaction (the registry's, as for models)."""
+    registry = registry or Registry()
+    check_name(name)
+    base_path, base_sha256 = resolve(base, registry)
+    base_sha256 = base_sha256 or sha256_file(base_path)
+    family = registry.get(base).family if registry.get(base) else load(base).info.family
+    destination = registry.model_file(name)
+    with registry.editing() as edit:
+        encoders = edit.tables.setdefault(ENCODERS_TABLE, {})
+        if not force and (name in encoders or name in edit.domains or destination.exists()):
+            raise ZooError(f"{destination}: '{name}' already exists; pass --force to replace it, or choose another name")
+        entry = {
+            "file": f"{CHECKPOINTS}/{destination.name}",
+            "sha256": UNKNOWN_SHA256,
+            "kind": "encoder",
+            "base": base,
+            "base_sha256": base_sha256,
+            "family": family,
+            "backbone": encoder.config.backbone,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "lineage": lineage,
+        }
+        registry.serialise(edit.domains, {**edit.tables, ENCODERS_TABLE: {**encoders, name: entry}})  # before any write
+        entry["sha256"] = save_encoder(edit.stage(destination), encoder, base=base, base_sha256=base_sha256, family=family,
+                                       lineage=lineage)  # fmt: skip
+        encoders[name] = entry
+    return entry
+
+
+def installed_encoders(registry: Registry | None = None) -> dict[str, dict]:
+    return (registry or Registry()).table(ENCODERS_TABLE)
+
+
+def encoder_for(base: ZooModel, registry: Registry | None = None) -> str | None:
+    """The installed encoder made for exactly this base checkpoint (same sha256), or None."""
+    sha256 = sha256_file(base.info.path)
+    matches = sorted(name for name, entry in installed_encoders(registry).items() if entry.get("base_sha256") == sha256)
+    return matches[0] if matches else None
+
+
+def load_encoder(name_or_path: str | Path, base: ZooModel | None = None, registry: Registry | None = None) -> Encoder:
+    """An installed encoder by name (sha256 checked) or a file; with `base`, it must have been trained for that base."""
+    registry = registry or Registry()
+    entry = installed_encoders(registry).get(str(name_or_path))
+    path = registry.contained_file(str(name_or_path), entry.get("file"), ENCODERS_TABLE) if entry else Path(name_or_path)
+    if not path.is_file():
+        raise ZooError(f"{name_or_path}: neither an installed encoder nor a file; train one with `zoo train-encoder BASE`")
+    if entry and sha256_file(path) != entry["sha256"]:
+        raise ZooError(f"{path}: sha256 differs from registry.toml's; the file changed, train or install it again")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ZooError(f"{path}: not a readable encoder file ({str(error).splitlines()[0]})") from None
+    if metadata.get("zoo.format") != ENCODER_FORMAT:
+        raise ZooError(f"{path}: not a zoo encoder; make one with `zoo train-encoder BASE`")
+    if base is not None and metadata.get("base_sha256") != sha256_file(base.info.path):
+        raise ZooError(f"{path}: trained for {metadata.get('base')}, not for {base.info.domain}; train one with "
+                       f"`zoo train-encoder {base.info.domain}`")  # fmt: skip
+    encoder = Encoder(EncoderConfig(**json.loads(metadata["config"])))
+    try:
+        encoder.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise ZooError(f"{path}: weights do not fit its recorded backbone ({str(error).splitlines()[0]})") from None
+    return encoder.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inversion with the encoder
+
+
+@torch.no_grad()
+def encode(encoder: Encoder, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """(B, n_latent, D) W+ latents in one forward pass per chunk."""
+    return torch.cat([encoder.latents(chunk) for chunk in images.split(batch_size)])
+
+
+class WPrior:
+    """II2S's Gaussian prior on W: undo the mapping's last leaky ReLU (slope 5 on negatives), then whiten by the PCA
+    of the model's own samples; `penalty(latents)` is the mean squared whitened coordinate per image (1 for a
+    typical sample, so a weight of 1e-2 costs a typical latent about as much as 0.01 of L1)."""
+
+    def __init__(self, generator: Generator, samples: int = WHITENING_SAMPLES, seed: int = 0):
+        with torch.no_grad():
+            z = torch.randn(samples, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
+            x = self.unwarp(generator.mapping(z.to(generator.input.input.device)))
+            self.mean = x.mean(0)
+            eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov((x - self.mean).T))
+            self.whitening = eigenvectors / eigenvalues.clamp_min(1e-8).sqrt()
+
+    @staticmethod
+    def unwarp(w: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(w, 1 / MAPPING_SLOPE)
+
+    def penalty(self, latents: torch.Tensor) -> torch.Tensor:
+        return ((self.unwarp(latents) - self.mean) @ self.whitening).square().mean(dim=(-2, -1))
+
+
+def invert_with_encoder(model: ZooModel, images: torch.Tensor, settings, *, on_step=None):
+    """`invert` for the methods `encoder` (one forward pass) and `hybrid` (then `settings.steps` of optimisation in W+
+    from there, loss + settings.prior_weight · WPrior penalty); the model's stored noise maps throughout."""
+    from .devices import compute_dtype, dtype_name
+    from .inversion import InversionResult, ReconstructionLoss
+    from .inversion import learning_rate as schedule
+
+    started = time.perf_counter()
+    generator = model.generator.eval().requires_grad_(False)
+    device = generator.input.input.device
+    encoder = load_encoder(settings.encoder or default_encoder(model), base=model).to(device)
+    start = encode(encoder, images.to(device))
+    loss_fn = ReconstructionLoss(settings, images.to(device))
+    dtype = torch.float32
+    if settings.method == "hybrid":
+        dtype = compute_dtype(settings.precision, device)
+        prior = WPrior(generator)
+        latents = nn.Parameter(start.clone())
+        optimizer = torch.optim.Adam([latents], lr=settings.lr)
+        for step in range(settings.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = schedule(settings.lr, step / settings.steps, settings.lr_rampup, settings.lr_rampdown)
+            loss = loss_fn(generator.synthesis(latents, dtype=dtype)) + settings.prior_weight * prior.penalty(latents)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            if on_step:
+                on_step(step + 1, settings.steps)
+        start = latents.detach()
+    elif on_step:
+        on_step(1, 1)
+    with torch.no_grad():
+        reconstructions = generator.synthesis(start)
+        losses = loss_fn(reconstructions)
+    return InversionResult(latents=start, noise=None, reconstructions=reconstructions, losses=losses, settings=settings,
+                           loss_label=loss_fn.label, seconds=time.perf_counter() - started, precision=dtype_name(dtype))  # fmt: skip
+
+
+def default_encoder(model: ZooModel) -> str:
+    name = encoder_for(model)
+    if name is None:
+        raise ZooError(f"no encoder is installed for {model.info.domain}; train one with `zoo train-encoder {model.info.domain}` "
+                       "or use --method bounded")  # fmt: skip
+    return name
+
+
+def train_and_install_encoder(base: str, name: str | None, config: EncoderTrainConfig, *, backbone: str = DEFAULT_BACKBONE,
+                              resume: bool = False, force: bool = False, command: str = "", device="cpu",
+                              on_step: ProgressCallback | None = None) -> tuple[EncoderRun, dict]:  # fmt: skip
+    """`zoo train-encoder`: train an encoder for installed model `base` and install it as NAME (default BASE-encoder)."""
+    name = check_name(name or f"{base}-encoder")
+    registry = Registry()
+    if not force and (name in installed_encoders(registry) or name in registry.domains()):
+        raise ZooError(f"'{name}' is already installed; pass --force to replace it, or choose another --name")
+    model = load(base, device=device)
+    run = train_encoder(model, name, config, backbone=backbone, resume=resume, on_step=on_step)
+    lineage = {
+        "transform": "encoder",
+        "base": base,
+        "backbone": backbone,
+        "iterations": run.steps,
+        "wall_time_seconds": round(run.wall_time_seconds, 1),
+        "command": command,
+        "train_config": asdict(config),
+        "final_losses": run.metrics,
+        "torch_threads": torch.get_num_threads(),
+    }
+    entry = install_encoder(name, run.encoder.cpu(), base, lineage=lineage, force=force, registry=registry)
+    return run, entry
