@@ -6,6 +6,7 @@ from conftest import ROSINALITY
 
 from zoo import import_checkpoint, install_model, load
 from zoo.baselines import channel_histograms, colour_transfer, matching_tables
+from zoo.domains import describe, domain_status
 from zoo.encoder import (
     EncoderTrainConfig,
     WPrior,
@@ -107,6 +108,19 @@ def test_an_encoder_is_refused_for_another_base_and_the_encoders_table_survives_
     assert "tiny-encoder" in Registry().table("encoders")
     with pytest.raises(ZooError, match="trained for tiny"):
         load_encoder("tiny-encoder", base=load("tiny-copy"))  # same weights, another checkpoint (its own name inside)
+
+
+def test_an_installed_encoder_is_listed_described_and_confined_to_checkpoints(model, zoo_home):
+    train_and_install_encoder("tiny", None, small_run(1))
+    rows = {row["domain"]: row for row in domain_status(installed_only=True)}
+    assert rows["tiny-encoder"]["state"] == "installed encoder" and rows["tiny-encoder"]["base"] == "tiny"
+    assert "tiny-encoder" not in [path.stem for path in Registry().unregistered_files()]
+    facts = describe("tiny-encoder")
+    assert facts["verified against registry.toml"] is True and facts["family"] == model.info.family
+    registry = zoo_home / "registry.toml"
+    registry.write_text(registry.read_text().replace('file = "checkpoints/tiny-encoder.safetensors"', 'file = "../victim"'))
+    with pytest.raises(ZooError, match=r"\[encoders.tiny-encoder\] has file = '../victim', which is not inside"):
+        load_encoder("tiny-encoder")
 
 
 def test_colour_transfer_maps_the_source_histogram_onto_the_target_one():

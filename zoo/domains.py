@@ -15,7 +15,7 @@ from typing import Callable
 from .checkpoint import read_info
 from .errors import ZooError
 from .files import sha256_file
-from .registry import NAME_PATTERN, Registry, resolve
+from .registry import ENCODERS, NAME_PATTERN, Registry, resolve
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 WEIGHT_FORMATS = ("zoo-safetensors", "rosinality-train", "rosinality-convert", "nvidia-ada-pkl", "nvidia-tf-pkl")
@@ -139,6 +139,7 @@ def get_domain(name: str) -> DomainSpec:
 
 
 UNREGISTERED = "unregistered file"  # a checkpoint with no registry entry: `zoo import --force` it, or delete it
+INSTALLED_ENCODER = "installed encoder"  # an image -> latent encoder of a family's base (zoo train-encoder)
 
 
 def domain_status(pattern: str | None = None, family: str | None = None, installed_only: bool = False) -> list[dict]:
@@ -174,7 +175,11 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
     for name in unregistered:
         if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family is None:
             rows.append({"domain": name, "family": None, "resolution": None, "base": None, "state": UNREGISTERED, "plugin": None, "version": None})
-    return [row for row in rows if not installed_only or row["state"] == "installed"]
+    for name, entry in sorted(registry.table(ENCODERS).items()):
+        if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.get("family")):
+            rows.append({"domain": name, "family": entry.get("family"), "resolution": None, "base": entry.get("base"),
+                         "state": INSTALLED_ENCODER, "plugin": None, "version": None})
+    return [row for row in rows if not installed_only or row["state"] in ("installed", INSTALLED_ENCODER)]
 
 
 def describe(name_or_path: str) -> dict:
@@ -182,8 +187,12 @@ def describe(name_or_path: str) -> dict:
     from .plugins import registered_domains
 
     spec = registered_domains().get(name_or_path)
+    registry = Registry()
+    encoder = registry.table(ENCODERS).get(name_or_path)
+    if encoder is not None:
+        return encoder_facts(registry, name_or_path, encoder)
     facts: dict = {}
-    if spec is None or Registry().get(name_or_path):
+    if spec is None or registry.get(name_or_path):
         path, registered_sha256 = resolve(name_or_path)
         info = read_info(path)
         sha256 = sha256_file(path)
@@ -205,3 +214,22 @@ def describe(name_or_path: str) -> dict:
     if spec is not None:
         facts.update({"declared by plugin": spec.plugin, "domain spec": spec.to_dict()})
     return facts
+
+
+def encoder_facts(registry: Registry, name: str, entry: dict) -> dict:
+    """`zoo info` of an installed encoder: its file (sha256 checked against registry.toml), base, family and lineage."""
+    path = registry.contained_file(name, entry.get("file"), ENCODERS)
+    sha256 = sha256_file(path)
+    return {
+        "encoder": name,
+        "family": entry.get("family"),
+        "base": entry.get("base"),
+        "base sha256": entry.get("base_sha256"),
+        "backbone": entry.get("backbone"),
+        "file": str(path),
+        "sha256": sha256,
+        "verified against registry.toml": sha256 == entry.get("sha256"),
+        "size on disk (bytes)": path.stat().st_size,
+        "created": entry.get("created"),
+        "lineage": entry.get("lineage"),
+    }

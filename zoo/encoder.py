@@ -37,12 +37,11 @@ from .files import atomic_path, sha256_file
 from .home import zoo_home
 from .metrics import ssim
 from .model import EqualLinear, Generator, PixelNorm
-from .registry import CHECKPOINTS, UNKNOWN_SHA256, Registry, check_name, load, resolve
+from .registry import CHECKPOINTS, ENCODERS, UNKNOWN_SHA256, Registry, check_name, load, resolve
 
 ENCODER_FORMAT = "zoo-encoder"
 ENCODER_FORMAT_VERSION = "1"
 RUN_FORMAT = "zoo-encoder-run-1"
-ENCODERS_TABLE = "encoders"
 DEFAULT_BACKBONE = "resnet10t"
 # Narrow widths for the default backbone: ~1.3 M parameters (a 6 MB file with its heads), trainable on a CPU.
 BACKBONE_OPTIONS = {"resnet10t": {"channels": [32, 64, 128, 256]}}
@@ -296,7 +295,7 @@ def install_encoder(name: str, encoder: Encoder, base: str, *, lineage: dict, fo
     family = registry.get(base).family if registry.get(base) else load(base).info.family
     destination = registry.model_file(name)
     with registry.editing() as edit:
-        encoders = edit.tables.setdefault(ENCODERS_TABLE, {})
+        encoders = edit.tables.setdefault(ENCODERS, {})
         if not force and (name in encoders or name in edit.domains or destination.exists()):
             raise ZooError(f"{destination}: '{name}' already exists; pass --force to replace it, or choose another name")
         entry = {
@@ -310,7 +309,7 @@ def install_encoder(name: str, encoder: Encoder, base: str, *, lineage: dict, fo
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "lineage": lineage,
         }
-        registry.serialise(edit.domains, {**edit.tables, ENCODERS_TABLE: {**encoders, name: entry}})  # before any write
+        registry.serialise(edit.domains, {**edit.tables, ENCODERS: {**encoders, name: entry}})  # before any write
         entry["sha256"] = save_encoder(edit.stage(destination), encoder, base=base, base_sha256=base_sha256, family=family,
                                        lineage=lineage)  # fmt: skip
         encoders[name] = entry
@@ -318,7 +317,7 @@ def install_encoder(name: str, encoder: Encoder, base: str, *, lineage: dict, fo
 
 
 def installed_encoders(registry: Registry | None = None) -> dict[str, dict]:
-    return (registry or Registry()).table(ENCODERS_TABLE)
+    return (registry or Registry()).table(ENCODERS)
 
 
 def encoder_for(base: ZooModel, registry: Registry | None = None) -> str | None:
@@ -332,7 +331,7 @@ def load_encoder(name_or_path: str | Path, base: ZooModel | None = None, registr
     """An installed encoder by name (sha256 checked) or a file; with `base`, it must have been trained for that base."""
     registry = registry or Registry()
     entry = installed_encoders(registry).get(str(name_or_path))
-    path = registry.contained_file(str(name_or_path), entry.get("file"), ENCODERS_TABLE) if entry else Path(name_or_path)
+    path = registry.contained_file(str(name_or_path), entry.get("file"), ENCODERS) if entry else Path(name_or_path)
     if not path.is_file():
         raise ZooError(f"{name_or_path}: neither an installed encoder nor a file; train one with `zoo train-encoder BASE`")
     if entry and sha256_file(path) != entry["sha256"]:
