@@ -62,6 +62,13 @@ def perturbed(generator, scale, seed, mapping_too=False):
 
 
 @pytest.fixture
+def model(zoo_home):
+    """The rosinality fixture installed as 'tiny', loaded."""
+    import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")
+    return load("tiny")
+
+
+@pytest.fixture
 def family(zoo_home):
     """tiny (the base), tiny-b and tiny-c in its family, and stranger with a mapping network of its own."""
     import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")

@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from conftest import ROSINALITY
 
-from zoo import import_checkpoint, install_model, load
+from zoo import install_model, load
 from zoo.baselines import channel_histograms, colour_transfer, matching_tables
 from zoo.domains import describe, domain_status
 from zoo.encoder import (
@@ -23,12 +22,6 @@ from zoo.errors import ZooError
 from zoo.files import sha256_file
 from zoo.inversion import InversionSettings, invert
 from zoo.registry import Registry
-
-
-@pytest.fixture
-def model(zoo_home):
-    import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")
-    return load("tiny")
 
 
 @pytest.fixture

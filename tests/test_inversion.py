@@ -26,12 +26,6 @@ from zoo.inversion import (
 
 
 @pytest.fixture
-def model(zoo_home):
-    import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")
-    return load("tiny")
-
-
-@pytest.fixture
 def targets(model):
     """Three images the model itself made (truncation 0.7), so a perfect latent exists."""
     z = torch.randn(3, model.generator.config.style_dim, generator=torch.Generator().manual_seed(3))

@@ -266,3 +266,13 @@ def _check_dtypes(path: Path, dtypes: dict[str, str]) -> None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def read_safetensors(path: Path, kind: str, fix: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a safetensors file that is not a checkpoint (a latent, an encoder); one line naming it
+    as `kind`, with `fix`, when it cannot be read."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}, {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ZooError(f"{path}: not a readable {kind} ({_first_line(error)}); {fix}") from None

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import ZooModel
+from .checkpoint import ZooModel, read_safetensors
 from .errors import ZooError
 from .files import atomic_path, sha256_file
 from .home import zoo_home
@@ -336,12 +335,7 @@ def load_encoder(name_or_path: str | Path, base: ZooModel | None = None, registr
         raise ZooError(f"{name_or_path}: neither an installed encoder nor a file; train one with `zoo train-encoder BASE`")
     if entry and sha256_file(path) != entry["sha256"]:
         raise ZooError(f"{path}: sha256 differs from registry.toml's; the file changed, train or install it again")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ZooError(f"{path}: not a readable encoder file ({str(error).splitlines()[0]})") from None
+    metadata, tensors = read_safetensors(path, "encoder file", "train one with `zoo train-encoder BASE`")
     if metadata.get("zoo.format") != ENCODER_FORMAT:
         raise ZooError(f"{path}: not a zoo encoder; make one with `zoo train-encoder BASE`")
     if base is not None and metadata.get("base_sha256") != sha256_file(base.info.path):

@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import ZooModel
+from .checkpoint import ZooModel, read_safetensors
 from .devices import check_precision, compute_dtype, dtype_name
 from .errors import ZooError, check_in_range
 from .files import atomic_path, sha256_file
@@ -447,14 +447,7 @@ def load_latent(path: str | Path, model: ZooModel) -> SavedLatent:
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such latent file (a folder, or missing); give a file made by `zoo invert`")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ZooError(f"{path}: not a readable latent file ({str(error).splitlines()[0]}); make it with `zoo invert`") from None
+    metadata, tensors = read_safetensors(path, "latent file", "make it with `zoo invert`")
     if metadata.get("zoo.format") != LATENT_FORMAT or "latent" not in tensors:
         raise ZooError(f"{path}: not a zoo latent file; make one with `zoo invert DOMAIN IMAGE`")
     expected = sha256_file(model.info.path)
