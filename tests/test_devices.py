@@ -35,7 +35,10 @@ def page_faults(mode: str) -> tuple[bool, int]:
 
 @pytest.mark.skipif(not runs_on_glibc(), reason="the allocator settings are glibc's")
 def test_tuned_allocator_reuses_freed_activation_memory():
-    tuned, tuned_faults = page_faults("tuned")
+    # Each subprocess's own faults; the fewest tuned ones of three, since a busy machine (a full suite running beside
+    # it) has been seen to add a few thousand to a single tuned run (5,120 once in three CI runs, else 1,024).
+    tuned_runs = [page_faults("tuned") for _ in range(3)]
+    tuned, tuned_faults = all(flag for flag, _ in tuned_runs), min(faults for _, faults in tuned_runs)
     untuned, untuned_faults = page_faults("system")
     assert tuned and not untuned
     # A round's activations are 12,288 pages. Untuned, glibc hands freed memory back to the kernel and faults it in
