@@ -15,3 +15,19 @@ class good_plugin:  # noqa: N801
     @hookimpl
     def register_metrics(register):
         pass
+
+
+class command_plugin:  # noqa: N801
+    """Adds `zoo hello` and tries to take `zoo list`, which zoo keeps."""
+
+    @staticmethod
+    @hookimpl
+    def register_commands(cli):
+        @cli.command()
+        def hello(name: str = "zoo"):
+            """Greet NAME."""
+            print(f"hello {name}")
+
+        @cli.command("list")
+        def hijacked_list():
+            print("hijacked")

@@ -1,6 +1,7 @@
 """The plugin system: built-in domains via entry points, inline plugins, and broken plugins contained."""
 
 import importlib.metadata
+import warnings
 
 import pytest
 
@@ -137,9 +138,7 @@ def test_misspelled_hooks_and_import_errors_are_reported_not_raised(fresh_proble
 
 def test_load_plugins_filter(monkeypatch):
     monkeypatch.setenv("ZOO_LOAD_PLUGINS", "faces,emoji")
-    assert [ep.name for ep in plugins._selected_entry_points()] == ["emoji", "faces"]
-    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
-    assert plugins._selected_entry_points() == []
+    assert [ep.name for ep in plugins._selected_entry_points()] == ["emoji", "faces", "metrics"]
 
 
 def test_domain_spec_validation():
@@ -215,3 +214,41 @@ def test_plugin_listing_calls_every_hook_and_reports_the_failing_ones(register_i
         rows = {row["name"]: row for row in plugins.plugin_listing()}
     assert rows["fails-quietly"]["problems"] == ["register_metrics failed (ValueError: broken metric table)"]
     assert rows["faces"]["problems"] == [] and rows["metrics"]["problems"] == []
+
+
+@pytest.fixture
+def fresh_cli(monkeypatch):
+    """zoo's typer app with the commands it has now, restored afterwards; plugins may add commands to it once."""
+    from zoo import cli
+
+    monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
+    monkeypatch.setattr(plugins, "_apps_with_commands", set())
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() prints warnings its own way
+    return cli
+
+
+def run_zoo(cli, monkeypatch, *args) -> int:
+    monkeypatch.setattr("sys.argv", ["zoo", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    return exit_info.value.code
+
+
+def test_a_plugin_adds_a_command_but_cannot_replace_one(register_inline, fresh_problems, fresh_cli, monkeypatch, capsys):
+    from plugin_samples import command_plugin
+
+    register_inline(command_plugin, "greeter")
+    assert run_zoo(fresh_cli, monkeypatch, "hello", "--name", "plugins") == 0
+    output = capsys.readouterr()
+    assert output.out == "hello plugins\n"
+    assert output.err == "zoo: warning: zoo plugin greeter: register_commands: command 'list' already exists; ignored\n"
+    assert run_zoo(fresh_cli, monkeypatch, "list", "--json") == 0
+    assert "hijacked" not in capsys.readouterr().out
+    assert any(row["name"] == "greeter" and row["hooks"] == ["register_commands"] for row in plugins.plugin_listing())
+
+
+def test_core_metrics_load_whatever_zoo_load_plugins_says(monkeypatch):
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
+    assert [ep.name for ep in plugins._selected_entry_points()] == ["metrics"]
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "faces")
+    assert [ep.name for ep in plugins._selected_entry_points()] == ["faces", "metrics"]

@@ -42,7 +42,7 @@ from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, na
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
-from .plugins import plugin_listing
+from .plugins import plugin_listing, register_commands
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
 from .sampling import sample
@@ -691,6 +691,7 @@ def main() -> None:
     warnings.showwarning = show_warning
     tune_cpu_allocator()
     try:
+        register_commands(app)  # third-party plugins' commands (the register_commands hook)
         app()
     except ZooError as error:
         exit_with_error(str(error))

@@ -1,4 +1,4 @@
-"""Domain specs: what a plugin declares about a domain (data, fine-tune recipe, published weights).
+"""Domains: listing, describing and the state of what plugins declare (the spec types live in zoo.specs).
 
 A domain is listed whether or not its weights exist; `zoo pull` fetches declared weights, and `zoo add-domain`
 trains the rest from the recipe's base.
@@ -8,118 +8,17 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable
 
 from .checkpoint import read_info
 from .errors import ZooError
 from .files import sha256_file
-from .registry import ENCODERS, NAME_PATTERN, Registry, resolve
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-WEIGHT_FORMATS = ("zoo-safetensors", "rosinality-train", "rosinality-convert", "nvidia-ada-pkl", "nvidia-tf-pkl")
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where a domain's training images come from and what a user's folder must look like."""
-
-    description: str
-    license: str
-    layout: str = "a folder of images (png/jpg/jpeg/webp), searched recursively"
-    preprocessing: str = "converted to RGB, centre-cropped and resized to the domain's resolution"
-    url: str | None = None
-    bundled: Path | None = None
-    include: Callable[[Path], bool] | None = None  # which files of `bundled` to train on (e.g. a training split)
-    min_images: int = 100
-    checker: Callable[[Path], list[str]] | None = None
-
-    def check(self, folder: str | Path) -> list[str]:
-        """Problems with a user's data folder (empty list = looks usable)."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            return [f"{folder} is not a folder"]
-        count = sum(1 for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
-        problems = [] if count >= self.min_images else [f"{folder} holds {count} images; this domain expects at least {self.min_images}"]
-        return problems + (self.checker(folder) if self.checker else [])
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the domain's model is made: from scratch when `base` is None, else fine-tuned from `base`."""
-
-    base: str | None
-    iters: int
-    batch: int = 16
-    lr: float = 0.002
-    freeze_fc: bool = True
-    freeze_d: int = 0
-    augment: str = "auto"
-    r1_gamma: float = 10.0
-    swap_layers: int = 0
-    appearance_layers: int = 4
-    truncation: float = 0.7
-    architecture: dict | None = None  # ModelConfig fields (style_dim, n_mlp, channels) of a base trained from scratch
-
-    def __post_init__(self):
-        if self.iters <= 0 or self.batch <= 0 or self.lr <= 0:
-            raise ValueError("iters, batch and lr must be positive")
-        if self.augment not in ("auto", "ada", "diffaug", "off"):
-            raise ValueError(f"augment must be auto, ada, diffaug or off, not {self.augment!r}")
-        if min(self.freeze_d, self.swap_layers, self.appearance_layers) < 0 or not 0 < self.truncation <= 1:
-            raise ValueError("freeze_d, swap_layers, appearance_layers must be >= 0 and truncation in (0, 1]")
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Published weights: tried URL by URL, verified against sha256 when the publisher gave one."""
-
-    urls: tuple[str, ...]
-    format: str
-    license: str
-    sha256: str | None = None
-    notes: str = ""
-
-    def __post_init__(self):
-        if not self.urls:
-            raise ValueError("weights need at least one URL")
-        if self.format not in WEIGHT_FORMATS:
-            raise ValueError(f"weights format must be one of {', '.join(WEIGHT_FORMATS)}, not {self.format!r}")
-
-
-@dataclass(frozen=True)
-class DomainSpec:
-    name: str
-    family: str
-    description: str
-    resolution: int
-    data: DataSource
-    recipe: Recipe
-    weights: Weights | None = None
-    plugin: str = field(default="", compare=False)
-
-    def __post_init__(self):
-        for label, value in (("name", self.name), ("family", self.family)):
-            if not isinstance(value, str) or not NAME_PATTERN.match(value):
-                raise ValueError(f"domain {label} {value!r} must be lowercase [a-z0-9-] (never a path)")
-        if self.resolution < 8 or self.resolution & (self.resolution - 1):
-            raise ValueError(f"domain {self.name}: resolution must be a power of two >= 8, got {self.resolution}")
-        if self.recipe.base == self.name:
-            raise ValueError(f"domain {self.name}: a recipe cannot fine-tune a domain from itself")
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["data"].pop("checker")
-        data["data"].pop("include")
-        data["data"]["bundled"] = str(self.data.bundled) if self.data.bundled else None
-        return data
+from .plugins import plugin_listing, registered_domains
+from .registry import ENCODERS, Registry, resolve
+from .specs import IMAGE_SUFFIXES, WEIGHT_FORMATS, DataSource, DomainSpec, Recipe, Weights  # noqa: F401 - the plugin API, re-exported
 
 
 def list_domains(pattern: str | None = None, family: str | None = None) -> list[DomainSpec]:
     """Every domain the loaded plugins provide, filtered by a wildcard pattern and family, sorted by family then name."""
-    from .plugins import registered_domains
-
     domains = registered_domains().values()
     return sorted(
         (spec for spec in domains if (pattern is None or fnmatch.fnmatch(spec.name, pattern)) and family in (None, spec.family)),
@@ -128,8 +27,6 @@ def list_domains(pattern: str | None = None, family: str | None = None) -> list[
 
 
 def get_domain(name: str) -> DomainSpec:
-    from .plugins import registered_domains
-
     domains = registered_domains()
     if name not in domains:
         close = difflib.get_close_matches(name, domains, n=3)
@@ -149,8 +46,6 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
     that installs it: "zoo pull" (published weights), "zoo add-domain" (fine-tune from `base`) or "zoo train-base"
     (train from scratch).
     """
-    from .plugins import plugin_listing
-
     registry = Registry()
     installed = registry.domains()
     unregistered = [path.stem for path in registry.unregistered_files(installed) if path.stem not in installed]  # e.g. left by a crash
@@ -184,8 +79,6 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
 
 def describe(name_or_path: str) -> dict:
     """`zoo info`: what the checkpoint says (if installed or a path) and what the domain's plugin declares."""
-    from .plugins import registered_domains
-
     spec = registered_domains().get(name_or_path)
     registry = Registry()
     encoder = registry.table(ENCODERS).get(name_or_path)

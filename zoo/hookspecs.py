@@ -14,3 +14,8 @@ def register_domains(register):
 @hookspec
 def register_metrics(register):
     """Call register(MetricSpec(...)) once for each image metric the plugin provides."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to zoo's typer app `cli` (e.g. with `@cli.command()`); names zoo already uses are refused."""

@@ -11,7 +11,6 @@ Images are (B, 3, H, W) tensors in [-1, 1].
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,8 @@ import torch
 from torch.nn import functional as F
 
 from .errors import ZooError
-from .registry import NAME_PATTERN
+from .plugins import registered_metrics
+from .specs import Metric, MetricSpec  # noqa: F401 - the plugin API, re-exported
 
 LPIPS_MIN_SIZE = 64  # LPIPS's networks need this much image; smaller images are upsampled (bilinear) first
 LPIPS_BACKBONES = {
@@ -29,22 +29,6 @@ LPIPS_BACKBONES = {
     "vgg": ("VGG-16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
 }
 BACKBONE_DIR_VARIABLE = "ZOO_LPIPS_BACKBONE_DIR"
-
-
-class Metric:
-    """A distance between images; subclasses define `features` (default: the images) and `distance_between`."""
-
-    name: str = ""
-    label: str = ""
-
-    def features(self, images: torch.Tensor) -> Any:
-        return images
-
-    def distance_between(self, features_a: Any, features_b: Any) -> torch.Tensor:
-        raise NotImplementedError
-
-    def __call__(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
-        return self.distance_between(self.features(images_a), self.features(images_b))
 
 
 def map_features(function: Callable[[torch.Tensor], torch.Tensor], features: Any) -> Any:
@@ -67,26 +51,7 @@ def join_features(batches: list) -> Any:
     raise TypeError(f"metric features must be tensors or lists/tuples of tensors, not {type(first).__name__}")
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """`create(device)` returns a Metric on that device; `needs` names the weights it loads (None: none)."""
-
-    name: str
-    description: str
-    create: Callable[[torch.device], Metric]
-    needs: str | None = None
-    plugin: str = ""
-
-    def __post_init__(self):
-        if not NAME_PATTERN.match(self.name or ""):
-            raise ValueError(f"metric name {self.name!r} must be lowercase [a-z0-9-]")
-        if not callable(self.create):
-            raise ValueError(f"metric {self.name}: create must be callable")
-
-
 def get_metric(name: str, device: torch.device | str = "cpu") -> Metric:
-    from .plugins import registered_metrics
-
     specs = registered_metrics()
     if name not in specs:
         raise ZooError(f"unknown metric {name!r}; available: {', '.join(sorted(specs))} (see `zoo plugins`)")
@@ -94,7 +59,7 @@ def get_metric(name: str, device: torch.device | str = "cpu") -> Metric:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Built-in metrics (registered by the zoo_plugins.metrics plugin)
+# Built-in metrics (registered by the zoo_plugins.metrics plugin, which is always loaded)
 
 
 class PixelDistance(Metric):

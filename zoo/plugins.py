@@ -4,7 +4,8 @@ Built-in plugins are ordinary entry points of this distribution, loaded exactly 
 point is loaded on its own: a plugin that fails to import, implements a misspelled hook or registers a bad or
 duplicate spec is reported (warning, `zoo plugins`) and skipped, never breaking other commands.
 `ZOO_STRICT_PLUGINS=1` re-raises instead; `ZOO_LOAD_PLUGINS=a,b` loads only those entry points or distributions
-(empty: none).
+(empty: none), besides the core plugins (`CORE_PLUGINS`: the metrics the inversion, the distance and the evaluation
+need), which are always loaded. This module is the one door to what plugins declare: domains, metrics and commands.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 import pluggy
 
 from . import hookspecs
-from .domains import DomainSpec
-from .metrics import MetricSpec
+from .specs import DomainSpec, MetricSpec
 
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_DISTRIBUTION = "zoo-stylegan"
+CORE_PLUGINS = ("metrics",)  # entry points of zoo's own distribution loaded whatever ZOO_LOAD_PLUGINS says
 
 pm = pluggy.PluginManager("zoo")
 pm.add_hookspecs(hookspecs)
@@ -40,6 +41,7 @@ class PluginProblem:
 
 problems: list[PluginProblem] = []
 distributions: dict[str, importlib.metadata.Distribution] = {}
+_apps_with_commands: set[int] = set()
 _loaded = False
 
 
@@ -57,8 +59,12 @@ def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
     wanted = os.environ.get("ZOO_LOAD_PLUGINS")
     names = None if wanted is None else {name.strip() for name in wanted.split(",") if name.strip()}
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    selected = [ep for ep in entry_points if names is None or ep.name in names or _distribution_name(ep) in names]
+    selected = [ep for ep in entry_points if names is None or ep.name in names or _distribution_name(ep) in names or _is_core(ep)]
     return sorted(selected, key=lambda ep: (_distribution_name(ep) != BUILTIN_DISTRIBUTION, ep.name))
+
+
+def _is_core(entry_point) -> bool:
+    return _distribution_name(entry_point) == BUILTIN_DISTRIBUTION and entry_point.name in CORE_PLUGINS
 
 
 def _distribution_name(entry_point) -> str | None:
@@ -101,14 +107,24 @@ def report(plugin: str, message: str) -> None:
         warnings.warn(f"zoo plugin {plugin}: {message}", PluginWarning, stacklevel=2)
 
 
+def _call_each(hook_name: str, call) -> None:
+    """`call(plugin_name, hook_function)` for each plugin implementing the hook; a failing plugin is reported alone."""
+    load_plugins()
+    for implementation in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            call(implementation.plugin_name, implementation.function)
+        except BaseException as error:  # noqa: BLE001
+            if must_propagate(error):
+                raise
+            report(implementation.plugin_name, f"{hook_name} failed ({type(error).__name__}: {error})")
+
+
 def _collect(hook_name: str, spec_type: type) -> dict:
     """Call one registration hook plugin by plugin; keep valid, first-come specs and report the rest."""
-    load_plugins()
     collected: dict = {}
-    for implementation in getattr(pm.hook, hook_name).get_hookimpls():
-        plugin = implementation.plugin_name
 
-        def register(spec, plugin=plugin):
+    def call(plugin, hook_function):
+        def register(spec):
             if not isinstance(spec, spec_type):
                 report(plugin, f"{hook_name} registered a {type(spec).__name__}, not a {spec_type.__name__}")
             elif spec.name in collected:
@@ -116,12 +132,9 @@ def _collect(hook_name: str, spec_type: type) -> dict:
             else:
                 collected[spec.name] = dataclasses.replace(spec, plugin=plugin)
 
-        try:
-            implementation.function(register=register)
-        except BaseException as error:  # noqa: BLE001
-            if must_propagate(error):
-                raise
-            report(plugin, f"{hook_name} failed ({type(error).__name__}: {error})")
+        hook_function(register=register)
+
+    _call_each(hook_name, call)
     return collected
 
 
@@ -131,6 +144,31 @@ def registered_domains() -> dict[str, DomainSpec]:
 
 def registered_metrics() -> dict[str, MetricSpec]:
     return _collect("register_metrics", MetricSpec)
+
+
+def register_commands(cli) -> None:
+    """Let each plugin add commands to the typer app `cli` (hook `register_commands(cli)`, as in simonw/llm). A command
+    whose name zoo or an earlier plugin already uses is dropped and reported, so a plugin never replaces one. Once per
+    app and process."""
+    if id(cli) in _apps_with_commands:
+        return
+    _apps_with_commands.add(id(cli))
+
+    def call(plugin, hook_function):
+        taken = {_command_name(command) for command in cli.registered_commands}
+        before = len(cli.registered_commands)
+        hook_function(cli=cli)
+        added = cli.registered_commands[before:]
+        for command in [command for command in added if _command_name(command) in taken]:
+            cli.registered_commands.remove(command)
+            report(plugin, f"register_commands: command {_command_name(command)!r} already exists; ignored")
+
+    _call_each("register_commands", call)
+
+
+def _command_name(command) -> str:
+    """A typer command's name as the command line spells it (typer derives it from the function when not given)."""
+    return command.name or command.callback.__name__.lower().replace("_", "-")
 
 
 def plugin_listing() -> list[dict]:

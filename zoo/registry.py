@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -36,8 +35,9 @@ from .errors import ZooError, machine_failure
 from .files import atomic_write_bytes, fsync_directory, remove_stale_temps, temp_name
 from .home import registry_path, zoo_home
 from .model import Discriminator, Generator
+from .plugins import registered_domains
+from .specs import NAME_PATTERN
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MAX_NAME_LENGTH = 64
 LOCK_TIMEOUT_SECONDS = 60
 FORMAT_VERSION = 1
@@ -338,8 +338,6 @@ def _delete(path: Path) -> None:
 
 def check_declared_domain(name: str, family: str, resolution: int, force: bool) -> None:
     """A name a plugin declares is for a model of that domain (its family and resolution), unless `force`."""
-    from .plugins import registered_domains  # plugins -> domains -> registry
-
     spec = registered_domains().get(name)
     if spec is not None and not force and (spec.family, spec.resolution) != (family, resolution):
         raise ZooError(
