@@ -45,17 +45,17 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from . import augment
-from .checkpoint import ZooModel, load_model, read_info
-from .data import EpochSampler, PreparedDataset, images_to_float, prepare_dataset, seeded_generator
-from .devices import check_precision, compute_dtype, dtype_name, pick_device
-from .errors import ZooError
-from .files import atomic_path, atomic_write_bytes, sha256_file
-from .home import recorded_path
-from .images import grid, save_image
-from .model import Discriminator, Generator, ModelConfig
-from .registry import Registry, RegistryEntry, check_declared_domain, install_model, resolve
-from .sampling import sample
+from .. import augment
+from ..checkpoint import ZooModel, load_model, read_info
+from ..data import EpochSampler, PreparedDataset, images_to_float, prepare_dataset, seeded_generator
+from ..devices import check_precision, compute_dtype, dtype_name, pick_device
+from ..errors import ZooError
+from ..files import atomic_path, atomic_write_bytes, sha256_file
+from ..home import recorded_path
+from ..images import grid, save_image
+from ..model import Discriminator, Generator, ModelConfig
+from ..registry import Registry, RegistryEntry, check_declared_domain, install_model, resolve
+from ..sampling import sample
 
 AUGMENT_MODES = ("auto", "ada", "diffaug", "off")
 SNAPSHOT_FILE = "snapshot.pt"
