@@ -16,6 +16,7 @@ from rich.console import Console
 from zoo.checkpoint import load_model, mapping_sha256
 from zoo.errors import ZooError
 from zoo.model import Discriminator, Generator
+from zoo.progress import rich_progress
 from zoo.registry import Registry, install_model
 from zoo.training import (
     SNAPSHOT_FILE,
@@ -26,7 +27,6 @@ from zoo.training import (
     load_base,
     load_snapshot,
     make_optimizers,
-    rich_progress,
     train,
     train_and_install,
 )

@@ -43,11 +43,12 @@ from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
 from .plugins import plugin_listing, register_commands
+from .progress import format_metrics, rich_progress
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
 from .sampling import sample
 from .swap import install_swapped, level_resolutions
-from .training import format_metrics, rich_progress, train_and_install
+from .training import train_and_install
 from .translation import TranslationJob, family_members, prepare_translation, run_translation
 
 app = typer.Typer(

@@ -346,6 +346,35 @@ def check_declared_domain(name: str, family: str, resolution: int, force: bool) 
         )
 
 
+def check_installable(
+    name: str,
+    *,
+    force: bool = False,
+    family: str | None = None,
+    keeps_mapping_of: str | None = None,
+    resolution: int | None = None,
+    registry: Registry | None = None,
+) -> None:
+    """Refuse before training what installing would refuse after it.
+
+    That is an existing model without force, a family whose mapping network the result will not have, or a name a
+    plugin declares for another family or resolution. keeps_mapping_of is the family whose mapping the result keeps
+    (the base's under FreezeFC), else None.
+    """
+    registry = registry or Registry()
+    domains = registry.domains()
+    registry.check_free(name, force, domains)
+    family = family or keeps_mapping_of or name
+    if resolution is not None:
+        check_declared_domain(name, family, resolution, force)
+    members = [other for other, entry in domains.items() if entry.family == family and other != name]
+    if members and family != keeps_mapping_of:
+        raise ZooError(
+            f"family '{family}' ({', '.join(sorted(members))}) shares a mapping network this model will not have "
+            "(only FreezeFC fine-tuning keeps the base's); choose another --family"
+        )
+
+
 def resolve(name_or_path: str | Path, registry: Registry | None = None) -> tuple[Path, str | None]:
     """A registered name -> (its checkpoint, the sha256 to verify); an existing path -> (path, None)."""
     registry = registry or Registry()

@@ -1,0 +1,80 @@
+"""The hyper-parameters of one training run (`TrainConfig`), recorded in the model's lineage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..devices import check_precision
+from ..errors import ZooError
+
+AUGMENT_MODES = ("auto", "ada", "diffaug", "off")
+# Settings a resumed run may change: the length, what is written when, and mixed precision (a speed setting).
+RESUMABLE_CHANGES = ("iters", "snapshot_every", "sample_every", "log_every", "amp", "precision")
+
+
+@dataclass
+class TrainConfig:
+    """The hyper-parameters of one run. Its dict (`to_dict`) is the recipe recorded in the model's lineage.
+
+    Fine-tuning (add-domain) normally sets freeze_fc=True; training a base from scratch cannot.
+    """
+
+    iters: int = 10_000
+    batch: int = 16  # global: split evenly across distributed processes
+    lr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 10.0  # 0 disables R1
+    d_reg_every: int = 16
+    g_reg_every: int = 4
+    # rosinality's default, which the paper's authors kept for fine-tuning; 0 disables it and saves about a fifth of
+    # G's compute (the penalty matters most for the smoothness of W, i.e. for inversion and interpolation).
+    path_regularize: float = 2.0
+    path_batch_shrink: int = 2
+    mixing: float = 0.9
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images: rosinality's 0.5 ** (32 / 10_000) at batch 32
+    ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far (ADA); 0 disables
+    mirror: bool = True  # flip real images horizontally at random (rosinality's RandomHorizontalFlip)
+    augment: str = "auto"  # 'auto' = 'ada' below augment_auto_below images, else 'off'
+    augment_auto_below: int = 5000
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    # Images (in thousands) for p to move from 0 to 1. ADA's 500 suits its runs of 5-25 Mimg; runs on a CPU see a few
+    # hundred kimg, in which p could not reach the 0.3-0.8 that a small dataset needs before D has overfitted.
+    ada_kimg: float = 100.0
+    freeze_fc: bool = False
+    freeze_d: int = 0
+    snapshot_every: int = 1000
+    sample_every: int = 1000
+    log_every: int = 10
+    seed: int = 0
+    amp: bool = True  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
+    # Without CUDA AMP: the dtype of G's synthesis and D's blocks in the adversarial steps ('auto': bfloat16 where the
+    # hardware computes it natively). Weights, styles, demodulation, losses, R1, path length, Adam and EMA stay float32.
+    precision: str = "auto"
+
+    def __post_init__(self):
+        self.betas = tuple(float(beta) for beta in self.betas)
+        if self.augment not in AUGMENT_MODES:
+            raise ZooError(f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
+        positive = ("iters", "batch", "d_reg_every", "g_reg_every", "path_batch_shrink", "ada_interval",
+                    "snapshot_every", "sample_every", "log_every")  # fmt: skip
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ZooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.freeze_d < 0:
+            raise ZooError(f"--freeze-d must be 0 or more, got {self.freeze_d}")
+        check_precision(self.precision)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    def augment_mode(self, n_images: int) -> str:
+        if self.augment == "auto":
+            return "ada" if n_images < self.augment_auto_below else "off"
+        return self.augment
