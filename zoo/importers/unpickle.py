@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import build_module, load_model, read_info
-from .errors import ZooError
-from .files import sha256_file
-from .model import Discriminator, Generator, ModelConfig, make_kernel, standard_channels
-from .registry import install_model
+from ..checkpoint import build_module, load_model, read_info
+from ..errors import ZooError
+from ..files import sha256_file
+from ..model import Discriminator, Generator, ModelConfig, make_kernel, standard_channels
+from ..registry import install_model
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _np_multiarray
