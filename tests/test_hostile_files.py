@@ -29,7 +29,7 @@ from test_importers import ADA_CONFIG, TF_CONFIG, random_networks
 from zoo import importers
 from zoo.checkpoint import read_info, save_model
 from zoo.errors import ZooError
-from zoo.importers import TRUNCATED, import_checkpoint, plain_metadata, read_checkpoint
+from zoo.importers import TRUNCATED, import_checkpoint, plain_metadata, read_checkpoint, torchfile, unpickle
 from zoo.model import Generator
 
 FIXTURE = ROSINALITY / "rosinality_small.pt"
@@ -177,7 +177,7 @@ def test_real_tensors_round_trip_through_the_hand_written_files(tmp_path):
     for path in (torch_zip(tmp_path / "ok.pt", content, {"0": FLOATS}),
                  torch_legacy(tmp_path / "ok-legacy.pt", content, {"0": (4, FLOATS)})):
         zipped = path.read_bytes()[:4] == importers.ZIP_MAGIC
-        read = importers._read_torch_file(path, zipped=zipped)
+        read = torchfile._read_torch_file(path, zipped=zipped)
         assert read["g_ema"]["w"].tolist() == [1.0, 2.0, 3.0]
 
 
@@ -200,7 +200,7 @@ class AbsurdArray:
 
     def __reduce__(self):
         state = (1, (10**6, 10**6), np.dtype(np.float32), False, b"\0" * 16)
-        return importers._np_multiarray._reconstruct, (np.ndarray, (10**12,), b"b"), state
+        return unpickle._np_multiarray._reconstruct, (np.ndarray, (10**12,), b"b"), state
 
 
 def test_tf_pickle_with_an_absurd_array_shape_is_refused_without_allocating(tmp_path):

@@ -13,10 +13,9 @@ import torch
 from conftest import FIXTURE_CONFIG, ROSINALITY
 from PIL import Image
 
-from zoo import importers
 from zoo.checkpoint import save_model
 from zoo.errors import ZooError
-from zoo.importers import detect_format, import_checkpoint, infer_config, read_checkpoint
+from zoo.importers import detect_format, import_checkpoint, infer_config, read_checkpoint, unpickle
 from zoo.model import Discriminator, Generator, ModelConfig
 from zoo.registry import load
 
@@ -210,7 +209,7 @@ def test_conditional_and_progressive_models_are_refused(tmp_path):
 )
 def test_pickles_from_older_numpy_resolve_like_newer_ones(unpickler, function):
     """Files written before numpy 2 name numpy.core.multiarray; the builders here (numpy 2) write numpy._core."""
-    allowed = getattr(importers, unpickler).allowed
+    allowed = getattr(unpickle, unpickler).allowed
     assert allowed[f"numpy.core.multiarray.{function}"] is allowed[f"numpy._core.multiarray.{function}"]
 
 
