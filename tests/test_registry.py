@@ -89,3 +89,17 @@ def test_lineage_paths_inside_the_zoo_home_are_recorded_relative_to_it(zoo_home,
     assert recorded_path(zoo_home / "data" / "noto") == "data/noto"
     outside = tmp_path / "my-images"
     assert recorded_path(outside) == str(outside.resolve())
+
+
+def test_load_is_the_one_door_by_name_or_path(model):
+    """By name: sha256 checked and recorded; by path: none recorded; "auto" takes D exactly when the file has one."""
+    entry = Registry().get("tiny")
+    path = Registry().checkpoint_path(entry)
+    assert model.sha256 == entry.sha256 and model.discriminator is None
+    by_path = load(path, with_discriminator="auto")
+    assert by_path.sha256 is None and (by_path.discriminator is not None) == by_path.info.has_discriminator
+    assert torch.equal(by_path.generator.style[1].weight, model.generator.style[1].weight)
+    without_d = install_model("no-d", model.generator, family="tiny", lineage={})
+    assert load("no-d", with_discriminator="auto").discriminator is None
+    with pytest.raises(ZooError, match="holds no discriminator"):
+        load(without_d.name, with_discriminator=True)

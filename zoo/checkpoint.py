@@ -59,6 +59,7 @@ class ZooModel:
     generator: Generator
     discriminator: Discriminator | None
     info: ModelInfo
+    sha256: str | None = None  # the file's sha256 when it was checked against registry.toml (None: loaded by path)
 
 
 def mapping_sha256(generator_state: dict[str, torch.Tensor]) -> str:
@@ -139,12 +140,17 @@ def load_model(
     path: str | Path,
     *,
     expected_sha256: str | None = None,
-    with_discriminator: bool = False,
+    with_discriminator: bool | str = False,
     device: str | torch.device = "cpu",
 ) -> ZooModel:
-    """Load a checkpoint (verifying its sha256 when one is expected) into eval-mode modules on `device`."""
+    """Load a checkpoint (verifying its sha256 when one is expected) into eval-mode modules on `device`.
+
+    with_discriminator: True (the file must hold one), False, or "auto" (the discriminator when the file holds one).
+    """
     path = Path(path)
     info = read_info(path)
+    if with_discriminator == "auto":
+        with_discriminator = info.has_discriminator
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
@@ -161,7 +167,7 @@ def load_model(
     generator = build_module(Generator, info.config, _strip(tensors, GENERATOR_PREFIX))
     generator.latent_avg = tensors[LATENT_AVG]
     discriminator = build_module(Discriminator, info.config, _strip(tensors, DISCRIMINATOR_PREFIX)) if with_discriminator else None
-    return ZooModel(generator=generator, discriminator=discriminator, info=info)
+    return ZooModel(generator=generator, discriminator=discriminator, info=info, sha256=expected_sha256)
 
 
 def build_module(module_class, config: ModelConfig, state: dict[str, torch.Tensor]):

@@ -21,13 +21,12 @@ from typing import Callable, Sequence
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import load_model
 from .errors import ZooError, check_in_range
 from .files import atomic_path, atomic_write_bytes, sha256_file
 from .images import MAX_BATCH, check_free
 from .metrics import Metric, get_metric
 from .model import Generator
-from .registry import Registry, resolve
+from .registry import Registry, load
 from .sampling import check_truncation, sample_latents
 
 MAX_SAMPLES = 100_000  # shared z per model: 50 times the paper's 2000, and (100000, style_dim) z fit any machine
@@ -105,14 +104,13 @@ def choose_models(domains: Sequence[str] | None = None, family: str | None = Non
 
 def load_named(name_or_path: str | Path, device: torch.device | str = "cpu") -> NamedGenerator:
     """An installed model by name (sha256 checked against the registry) or a checkpoint file by path."""
-    path, registered_sha256 = resolve(name_or_path)
-    model = load_model(path, expected_sha256=registered_sha256, device=device)
+    model = load(name_or_path, device=device)
     return NamedGenerator(
-        name=str(name_or_path) if registered_sha256 else model.info.domain,
+        name=str(name_or_path) if model.sha256 else model.info.domain,
         generator=model.generator,
         family=model.info.family,
         mapping_sha256=model.info.mapping_sha256,
-        sha256=registered_sha256 or sha256_file(path),
+        sha256=model.sha256 or sha256_file(model.info.path),
         lineage=model.info.lineage,
     )
 

@@ -390,9 +390,11 @@ def resolve(name_or_path: str | Path, registry: Registry | None = None) -> tuple
     )
 
 
-def load(name_or_path: str | Path, *, device="cpu", with_discriminator: bool = False) -> ZooModel:
-    """Load an installed model by name (its sha256 checked against registry.toml) or a checkpoint file by path."""
-    path, sha256 = resolve(name_or_path)
+def load(name_or_path: str | Path, *, device="cpu", with_discriminator: bool | str = False,
+         registry: Registry | None = None) -> ZooModel:
+    """The one way to load a model: an installed one by name (its sha256 checked against registry.toml, and recorded
+    in `ZooModel.sha256`) or a checkpoint file by path. with_discriminator: True, False or "auto" (when it has one)."""
+    path, sha256 = resolve(name_or_path, registry)
     return load_model(path, expected_sha256=sha256, with_discriminator=with_discriminator, device=device)
 
 

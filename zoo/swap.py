@@ -17,7 +17,7 @@ import torch
 
 from .errors import ZooError
 from .model import Generator, NoiseSpec
-from .registry import RegistryEntry, install_model, load, resolve
+from .registry import RegistryEntry, install_model, load
 
 
 def level_resolutions(level: int) -> list[int]:
@@ -89,9 +89,9 @@ def install_swapped(
     lineage = {
         "transform": "layer-swap",
         "base": base,
-        "base_sha256": resolve(base)[1],
+        "base_sha256": base_model.sha256,
         "target": target,
-        "target_sha256": resolve(target)[1],
+        "target_sha256": target_model.sha256,
         "swap": {"resolutions": resolutions, "level": _level_of(resolutions)},
     }
     return install_model(name, swapped, family=target_model.info.family, lineage=lineage, force=force)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_model, read_info
+from ..checkpoint import load_model
 from ..files import sha256_file
 from ..model import Discriminator, Generator
 from ..registry import install_model
@@ -35,7 +35,7 @@ def import_checkpoint(
     """
     path = Path(path)
     if detect_format(path) == "zoo-safetensors":
-        model = load_model(path, with_discriminator=read_info(path).has_discriminator)
+        model = load_model(path, with_discriminator="auto")
         with _about(path):
             _check_expectations(model.info.config, n_mlp, channel_multiplier)
         generator, discriminator = model.generator, model.discriminator

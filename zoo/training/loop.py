@@ -34,14 +34,14 @@ from typing import Callable
 
 import torch
 
-from ..checkpoint import ZooModel, load_model, read_info
+from ..checkpoint import ZooModel
 from ..data import EpochSampler, PreparedDataset, prepare_dataset
 from ..devices import dtype_name
 from ..errors import ZooError
 from ..files import sha256_file
 from ..home import recorded_path
 from ..model import Discriminator, Generator, ModelConfig
-from ..registry import Registry, resolve
+from ..registry import Registry, load
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .distributed import DistributedContext, init_distributed, training_device
 from .logs import METRICS_FILE, MetricsLog, write_samples
@@ -130,9 +130,7 @@ class _Run:
 
 def load_base(name_or_path: str | Path, device: str | torch.device = "cpu") -> ZooModel:
     """A base model for fine-tuning: its G_ema, and its D when the checkpoint holds one."""
-    path, sha256 = resolve(name_or_path)
-    with_discriminator = read_info(path).has_discriminator
-    return load_model(path, expected_sha256=sha256, with_discriminator=with_discriminator, device=device)
+    return load(name_or_path, device=device, with_discriminator="auto")
 
 
 def default_run_dir(name: str) -> Path:
