@@ -303,3 +303,30 @@ def test_rich_progress_shows_steps_speed_and_losses(images, tmp_path, tiny_confi
         train(recipe(iters=3), images, tmp_path / "run", model_config=tiny_config, progress=progress)
     final = output.getvalue().strip().splitlines()[-1]
     assert "3/3" in final and "it/s" in final and "D " in final and "G " in final and "p 0.25" in final
+
+
+def test_one_resolver_command_line_else_recipe_else_default():
+    from zoo.specs import Recipe
+    from zoo.training import resolve_config
+
+    recipe = Recipe(base="face", iters=7, batch=4, r1_gamma=1.0)
+    config = resolve_config({"iters": None, "r1_gamma": 0.5, "path_regularize": None}, recipe)
+    assert (config.iters, config.batch, config.r1_gamma) == (7, 4, 0.5)   # recipe, recipe, command line
+    assert (config.path_regularize, config.lr) == (2.0, recipe.lr)        # default (no such recipe field), recipe
+    assert resolve_config({"iters": 3}).iters == 3 and resolve_config({}).iters == 10_000
+    with pytest.raises(TypeError, match="unknown training option"):
+        resolve_config({"itres": 3})
+
+
+def test_every_flagged_setting_is_a_training_command_option():
+    from dataclasses import fields
+
+    from typer.testing import CliRunner
+
+    from zoo.cli import app
+
+    flags = [item.metadata["flag"] for item in fields(TrainConfig) if "flag" in item.metadata]
+    assert len(flags) == 10
+    for command in ("train-base", "add-domain"):
+        help_text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).output
+        assert all(flag in help_text for flag in flags), command

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import json
 import os
 import shlex
 import sys
+import typing
 import warnings
 from functools import partial
 from pathlib import Path
@@ -46,9 +48,9 @@ from .plugins import plugin_listing, register_commands
 from .progress import format_metrics, rich_progress
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
-from .sampling import sample
+from .sampling import SEED_RANGE, sample
 from .swap import install_swapped, level_resolutions
-from .training import train_and_install
+from .training import TrainConfig, train_and_install
 from .translation import TranslationJob, family_members, prepare_translation, run_translation
 
 app = typer.Typer(
@@ -59,7 +61,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-SEED_RANGE = dict(min=-(2**63), max=2**64 - 1)  # what torch.Generator.manual_seed takes
 error_console = Console(stderr=True)
 
 
@@ -252,18 +253,17 @@ def with_options(options: dict, parameter: str, collect):
     return decorate
 
 
-TRAINING_OPTIONS = {  # name -> (type, option); the first ones are TrainConfig's fields, the rest say how a run goes
-    "iters": (Optional[int], typer.Option(None, "--iters", min=1, help="Training steps (default: the domain's recipe, else 10000).")),
-    "batch": (Optional[int], typer.Option(None, "--batch", min=1, help="Global batch, split across processes (default: recipe, else 16).")),
-    "lr": (Optional[float], typer.Option(None, "--lr", help="Adam learning rate (default 0.002).")),
-    "r1_gamma": (Optional[float], typer.Option(None, "--r1", help="R1 regularisation weight (default 10; 0 disables).")),
-    "path_regularize": (Optional[float], typer.Option(None, "--path-regularize", help="Path-length regularisation weight (default 2; 0 disables).")),
-    "augment": (Optional[str], typer.Option(None, "--augment", help="auto (ADA below 5000 images), ada, diffaug or off.")),
-    "seed": (Optional[int], typer.Option(None, "--seed", **SEED_RANGE, help="Seed of the whole run (default 0).")),
-    "precision": (Optional[str], typer.Option(None, "--precision", help="auto (bfloat16 convolutions where the CPU/GPU computes "
-                                              "them natively and faster, else float32), float32 or bfloat16; weights and optimiser stay float32.")),
-    "snapshot_every": (Optional[int], typer.Option(None, "--snapshot-every", min=1, help="Steps between snapshots (default 1000).")),
-    "sample_every": (Optional[int], typer.Option(None, "--sample-every", min=1, help="Steps between sample grids (default 1000).")),
+def setting_options(config_class) -> dict:
+    """name -> (type, option) for each field of a settings dataclass declared with a flag (`training.setting`); None
+    on the command line leaves the value to the recipe, else the field's default (`training.resolve_config`)."""
+    types = typing.get_type_hints(config_class)
+    return {item.name: (Optional[types[item.name]], typer.Option(None, item.metadata["flag"], help=item.metadata["help"],
+                                                                 **item.metadata["limits"]))
+            for item in dataclasses.fields(config_class) if "flag" in item.metadata}  # fmt: skip
+
+
+TRAINING_OPTIONS = {  # name -> (type, option): TrainConfig's settings, then how a run goes
+    **setting_options(TrainConfig),
     "keep_discriminator": (bool, typer.Option(True, "--discriminator/--no-discriminator",
                                               help="Keep D in the installed file (needed to fine-tune from it later; doubles its size).")),
     "resume": (bool, typer.Option(False, "--resume", help="Continue the run from its last snapshot.")),

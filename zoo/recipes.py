@@ -1,25 +1,23 @@
 """From a domain's recipe and the user's options to one training run: `zoo train-base` and `zoo add-domain`.
 
 Options given on the command line win; otherwise the domain plugin's recipe (when NAME is a known domain) gives the
-value; otherwise TrainConfig's default applies.
+value; otherwise TrainConfig's default applies (`training.resolve_config`).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .checkpoint import ZooModel
-from .domains import DomainSpec, Recipe
+from .domains import DomainSpec
 from .errors import ZooError
 from .model import ModelConfig, standard_channels
 from .plugins import registered_domains
 from .registry import Registry, check_name
-from .training import TrainConfig, load_base
-
-RECIPE_TO_CONFIG = ("iters", "batch", "lr", "freeze_fc", "freeze_d", "augment", "r1_gamma")
+from .training import TrainConfig, load_base, resolve_config
 
 
 @dataclass
@@ -67,7 +65,7 @@ def plan_train_base(
         model_config = ModelConfig(size=size, **architecture)
     except ValueError as error:
         raise ZooError(f"model architecture: {error}") from None
-    config = _train_config(spec.recipe if spec else None, {**options, "freeze_fc": False})  # nothing to keep yet
+    config = resolve_config({**options, "freeze_fc": False}, spec.recipe if spec else None)  # nothing to keep yet
     return TrainPlan(name, config, _data_folder(name, spec, data), model_config=model_config, include=_split(spec, data),
                      family=spec.family if spec else None, data_license=_bundled_license(spec, data))  # fmt: skip
 
@@ -86,7 +84,7 @@ def plan_add_domain(
     options.setdefault("freeze_fc", None)
     if options["freeze_fc"] is None and (spec is None or spec.recipe.base is None):
         options["freeze_fc"] = True
-    config = _train_config(spec.recipe if spec else None, options)
+    config = resolve_config(options, spec.recipe if spec else None)
     data_folder = _data_folder(name, spec, data)
     base_model = load_base(_installed_base(base))
     if spec is not None and spec.resolution != base_model.info.config.size:
@@ -107,16 +105,6 @@ def _installed_base(base: str) -> str:
 def _declared(name: str) -> DomainSpec | None:
     check_name(name)
     return registered_domains().get(name)
-
-
-def _train_config(recipe: Recipe | None, options: dict) -> TrainConfig:
-    values = {key: getattr(recipe, key) for key in RECIPE_TO_CONFIG} if recipe else {}
-    known = {field.name for field in fields(TrainConfig)}
-    unknown = set(options) - known
-    if unknown:
-        raise TypeError(f"unknown training option(s): {sorted(unknown)}")
-    values.update({key: value for key, value in options.items() if value is not None})
-    return TrainConfig(**values)
 
 
 def _split(spec: DomainSpec | None, data: str | Path | None) -> Callable[[Path], bool] | None:

@@ -10,6 +10,8 @@ from .errors import ZooError, check_in_range
 from .images import MAX_BATCH, check_image_memory
 from .model import Generator, NoiseSpec
 
+SEED_RANGE = dict(min=-(2**63), max=2**64 - 1)  # what torch.Generator.manual_seed takes
+
 
 def check_truncation(truncation: float) -> None:
     if not 0 <= truncation < float("inf"):  # written so that NaN fails

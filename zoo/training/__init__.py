@@ -5,7 +5,7 @@ step), `loop` (a run: data, resume, snapshots, `train`), `snapshot`, `logs`, `st
 import warnings
 
 from ..registry import check_installable
-from .config import AUGMENT_MODES, RESUMABLE_CHANGES, TrainConfig
+from .config import AUGMENT_MODES, RESUMABLE_CHANGES, TrainConfig, resolve_config, setting
 from .distributed import DistributedContext, init_distributed, training_device
 from .ema import accumulate_ema, ema_decay
 from .install import install_result, train_and_install
@@ -23,7 +23,7 @@ __all__ = [
     "accumulate_ema", "check_installable", "d_loss", "default_run_dir", "ema_decay", "freeze",
     "frozen_discriminator_prefixes", "g_loss", "init_distributed", "install_result", "load_base", "load_snapshot",
     "make_optimizers", "path_length_penalty", "path_lengths", "r1_penalty", "restore_rng_state", "rng_state",
-    "save_snapshot", "train", "train_and_install", "training_device", "write_samples",
+    "resolve_config", "save_snapshot", "setting", "train", "train_and_install", "training_device", "write_samples",
 ]  # fmt: skip
 
 MOVED_TO_PROGRESS = ("rich_progress", "format_metrics")  # display belongs with the command line: zoo.progress
