@@ -13,7 +13,7 @@ from .checkpoint import read_info
 from .errors import ZooError
 from .files import sha256_file
 from .plugins import plugin_listing, registered_domains
-from .registry import ENCODERS, Registry, resolve
+from .registry import ENCODERS, EncoderEntry, Registry, resolve
 from .specs import IMAGE_SUFFIXES, WEIGHT_FORMATS, DataSource, DomainSpec, Recipe, Weights  # noqa: F401 - the plugin API, re-exported
 
 
@@ -70,9 +70,9 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
     for name in unregistered:
         if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family is None:
             rows.append({"domain": name, "family": None, "resolution": None, "base": None, "state": UNREGISTERED, "plugin": None, "version": None})
-    for name, entry in sorted(registry.table(ENCODERS).items()):
-        if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.get("family")):
-            rows.append({"domain": name, "family": entry.get("family"), "resolution": None, "base": entry.get("base"),
+    for name, entry in sorted(registry.encoders().items()):
+        if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.family):
+            rows.append({"domain": name, "family": entry.family, "resolution": None, "base": entry.base,
                          "state": INSTALLED_ENCODER, "plugin": None, "version": None})
     return [row for row in rows if not installed_only or row["state"] in ("installed", INSTALLED_ENCODER)]
 
@@ -81,7 +81,7 @@ def describe(name_or_path: str) -> dict:
     """`zoo info`: what the checkpoint says (if installed or a path) and what the domain's plugin declares."""
     spec = registered_domains().get(name_or_path)
     registry = Registry()
-    encoder = registry.table(ENCODERS).get(name_or_path)
+    encoder = registry.encoders().get(name_or_path)
     if encoder is not None:
         return encoder_facts(registry, name_or_path, encoder)
     facts: dict = {}
@@ -109,20 +109,20 @@ def describe(name_or_path: str) -> dict:
     return facts
 
 
-def encoder_facts(registry: Registry, name: str, entry: dict) -> dict:
+def encoder_facts(registry: Registry, name: str, entry: EncoderEntry) -> dict:
     """`zoo info` of an installed encoder: its file (sha256 checked against registry.toml), base, family and lineage."""
-    path = registry.contained_file(name, entry.get("file"), ENCODERS)
+    path = registry.contained_file(name, entry.file, ENCODERS)
     sha256 = sha256_file(path)
     return {
         "encoder": name,
-        "family": entry.get("family"),
-        "base": entry.get("base"),
-        "base sha256": entry.get("base_sha256"),
-        "backbone": entry.get("backbone"),
+        "family": entry.family,
+        "base": entry.base,
+        "base sha256": entry.base_sha256,
+        "backbone": entry.backbone,
         "file": str(path),
         "sha256": sha256,
-        "verified against registry.toml": sha256 == entry.get("sha256"),
+        "verified against registry.toml": sha256 == entry.sha256,
         "size on disk (bytes)": path.stat().st_size,
-        "created": entry.get("created"),
-        "lineage": entry.get("lineage"),
+        "created": entry.created,
+        "lineage": entry.lineage,
     }

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, get_type_hints
@@ -95,6 +95,26 @@ class RegistryEntry:
         return cls(name=name, **{key: table[key] for key in STORED_KEYS})
 
 
+@dataclass(frozen=True)
+class EncoderEntry:
+    """One installed image -> latent encoder as registry.toml's `encoders` table records it (zoo/encoder.py writes
+    it); a field the table lacks is None."""
+
+    name: str  # the table's key
+    file: str | None = None
+    sha256: str | None = None
+    family: str | None = None
+    base: str | None = None
+    base_sha256: str | None = None
+    backbone: str | None = None
+    created: str | None = None
+    lineage: dict | None = None
+
+    @classmethod
+    def from_table(cls, name: str, table: dict) -> EncoderEntry:
+        return cls(name=name, **{item.name: table.get(item.name) for item in fields(cls) if item.name != "name"})
+
+
 STORED_TYPES = {key: kind for key, kind in get_type_hints(RegistryEntry).items() if key != "name"}
 STORED_KEYS = tuple(STORED_TYPES)
 
@@ -133,6 +153,10 @@ class Registry:
         """name -> entry, validated (an empty zoo has no file yet)."""
         table = self.table("domains")
         return {name: RegistryEntry.parse(name, entry, self.path) for name, entry in table.items()}
+
+    def encoders(self) -> dict[str, EncoderEntry]:
+        """{name: EncoderEntry} of the `encoders` table."""
+        return {name: EncoderEntry.from_table(name, table) for name, table in self.table(ENCODERS).items()}
 
     def table(self, table: str) -> dict[str, dict]:
         """One top-level table of the file (`domains`, or another such as `encoders`), name -> entry as stored."""
