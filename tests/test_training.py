@@ -115,9 +115,9 @@ def test_config_json_round_trip_and_checks():
     data = json.loads(json.dumps(config.to_dict()))
     assert TrainConfig.from_dict(data) == config and config.betas == (0.1, 0.9)
     assert config.augment_mode(4999) == "ada" and TrainConfig().augment_mode(5000) == "off"
-    with pytest.raises(ZooError, match="--augment 'sometimes'"):
+    with pytest.raises(ZooError, match="^augment 'sometimes'"):
         TrainConfig(augment="sometimes")
-    with pytest.raises(ZooError, match="--batch must be at least 1"):
+    with pytest.raises(ZooError, match="^batch must be at least 1"):
         TrainConfig(batch=0)
     with pytest.raises(ZooError, match="--precision 'half'"):
         TrainConfig(precision="half")
@@ -330,3 +330,14 @@ def test_every_flagged_setting_is_a_training_command_option():
     for command in ("train-base", "add-domain"):
         help_text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).output
         assert all(flag in help_text for flag in flags), command
+
+
+def test_the_cli_names_the_flag_of_a_refused_setting():
+    from typer.testing import CliRunner
+
+    from zoo.cli import app, setting_flag
+
+    result = CliRunner().invoke(app, ["train-base", "mine", "--size", "16", "--augment", "sometimes"])
+    assert type(result.exception) is ZooError
+    assert str(result.exception) == "--augment 'sometimes': use one of auto, ada, diffaug, off"
+    assert (setting_flag("r1_gamma"), setting_flag("freeze_d"), setting_flag("batch")) == ("--r1", "--freeze-d", "--batch")

@@ -37,7 +37,7 @@ from .distance import (
 )
 from .domains import describe, domain_status, get_domain
 from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load_encoder, train_and_install_encoder
-from .errors import ZooError, environment_problem
+from .errors import SettingError, ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
 from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
@@ -262,6 +262,12 @@ def setting_options(config_class) -> dict:
             for item in dataclasses.fields(config_class) if "flag" in item.metadata}  # fmt: skip
 
 
+def setting_flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field (its declared flag, else --name-with-dashes)."""
+    declared = {item.name: item.metadata.get("flag") for item in dataclasses.fields(TrainConfig)}
+    return declared.get(name) or f"--{name.replace('_', '-')}"
+
+
 TRAINING_OPTIONS = {  # name -> (type, option): TrainConfig's settings, then how a run goes
     **setting_options(TrainConfig),
     "keep_discriminator": (bool, typer.Option(True, "--discriminator/--no-discriminator",
@@ -279,7 +285,10 @@ def run_training(planner, training: dict) -> None:
     """Plan a run with the recipe options, train it and install the result; re-launches itself under torchrun when
     --gpus asks for several processes."""
     run = {name: training.pop(name) for name in RUN_OPTIONS}
-    plan = planner(**training)
+    try:
+        plan = planner(**training)
+    except SettingError as error:  # the library names the TrainConfig field; the user typed its flag
+        raise ZooError(f"{setting_flag(error.setting)} {error.problem}") from None
     if run["gpus"] > 1 and "RANK" not in os.environ:
         relaunch_with_torchrun(run["gpus"])
     with training_progress(plan.name) as progress:

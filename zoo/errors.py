@@ -14,6 +14,15 @@ class ZooError(Exception):
     """
 
 
+class SettingError(ZooError):
+    """A setting's value refused, named as the library names it (`setting`, e.g. a TrainConfig field); the CLI names
+    its flag instead."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"{setting} {problem}")
+        self.setting, self.problem = setting, problem
+
+
 # errno -> what went wrong and what to do; an OSError with any other errno is a bug and keeps its traceback.
 ENVIRONMENT_ERRORS = {
     errno.EROFS: ("read-only file system", "write somewhere writable (another --out, or ZOO_HOME for the zoo itself)"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..devices import check_precision
-from ..errors import ZooError
+from ..errors import SettingError
 from ..sampling import SEED_RANGE
 
 AUGMENT_MODES = ("auto", "ada", "diffaug", "off")
@@ -68,14 +68,14 @@ class TrainConfig:
     def __post_init__(self):
         self.betas = tuple(float(beta) for beta in self.betas)
         if self.augment not in AUGMENT_MODES:
-            raise ZooError(f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
+            raise SettingError("augment", f"{self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
         positive = ("iters", "batch", "d_reg_every", "g_reg_every", "path_batch_shrink", "ada_interval",
                     "snapshot_every", "sample_every", "log_every")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
-                raise ZooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         if self.freeze_d < 0:
-            raise ZooError(f"--freeze-d must be 0 or more, got {self.freeze_d}")
+            raise SettingError("freeze_d", f"must be 0 or more, got {self.freeze_d}")
         check_precision(self.precision)
 
     def to_dict(self) -> dict:
