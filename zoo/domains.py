@@ -34,6 +34,7 @@ class DataSource:
     include: Callable[[Path], bool] | None = None  # which files of `bundled` to train on (e.g. a training split)
     min_images: int = 100
     checker: Callable[[Path], list[str]] | None = None
+    alignment: str | None = None  # how photos are cut to match: "ffhq" (faces, zoo.align), "center-crop", or None
 
     def check(self, folder: str | Path) -> list[str]:
         """Problems with a user's data folder (empty list = looks usable)."""

@@ -14,3 +14,8 @@ def register_domains(register):
 @hookspec
 def register_metrics(register):
     """Call register(MetricSpec(...)) once for each image metric the plugin provides."""
+
+
+@hookspec
+def register_detectors(register):
+    """Call register(DetectorSpec(...)) once for each face detector (five landmarks) the plugin provides."""

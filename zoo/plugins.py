@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pluggy
 
 from . import hookspecs
+from .detect import DetectorSpec
 from .domains import DomainSpec
 from .metrics import MetricSpec
 
@@ -131,6 +132,10 @@ def registered_domains() -> dict[str, DomainSpec]:
 
 def registered_metrics() -> dict[str, MetricSpec]:
     return _collect("register_metrics", MetricSpec)
+
+
+def registered_detectors() -> dict[str, DetectorSpec]:
+    return _collect("register_detectors", DetectorSpec)
 
 
 def plugin_listing() -> list[dict]:
