@@ -180,7 +180,7 @@ def paste_back(photo: np.ndarray, crop: np.ndarray, transform: Transform, feathe
     ys, xs = np.mgrid[y0:y1, x0:x1]
     points = transform.apply(np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64))
     grid = torch.from_numpy(((points + 0.5) / transform.size * 2 - 1).astype(np.float32)).view(1, y1 - y0, x1 - x0, 2)
-    source = torch.from_numpy(crop).permute(2, 0, 1)[None].float()
+    source = torch.from_numpy(np.array(crop, dtype=np.float32)).permute(2, 0, 1)[None]
     warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].permute(1, 2, 0).numpy()
     inside = np.minimum(points + 0.5, transform.size - 0.5 - points).min(axis=1)  # px to the crop's nearest edge
     weight = np.clip(inside / max(feather * transform.size, 1e-6), 0.0, 1.0).reshape(y1 - y0, x1 - x0, 1)

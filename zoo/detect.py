@@ -170,7 +170,7 @@ class MTCNN:
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> list[Face]:
-        pixels = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float())
+        pixels = normalise(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float())
         shrink = max(max(pixels.shape[1:]) / MAX_SIDE, 1.0)
         if shrink > 1:
             size = (round(pixels.shape[1] / shrink), round(pixels.shape[2] / shrink))

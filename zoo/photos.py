@@ -66,7 +66,7 @@ def crops_of(path: Path, name: str, kind: str, size: int, settings: AlignSetting
     photo = load_image_rgb(path)
     if kind == "center-crop":
         return [Crop(name, path, *align_center(photo, size))]
-    faces = load_detector(settings.detector)(np.asarray(photo))
+    faces = load_detector(settings.detector)(np.array(photo))
     if not faces:
         raise ZooError(f"{path}: no face found; give a photo with a face at least 20 px wide, or use --align off")
     faces = [max(faces, key=lambda face: face.area)] if settings.largest else sorted(faces, key=lambda face: face.box[0])
@@ -81,7 +81,7 @@ def photo_crops(inputs: list[str | Path], kind: str, size: int, settings: AlignS
 
 def crop_pixels(crops: list[Crop]) -> torch.Tensor:
     """(N, 3, S, S) in [-1, 1], the generator's range."""
-    return images_to_float(torch.from_numpy(np.stack([np.asarray(crop.image).transpose(2, 0, 1) for crop in crops])))
+    return images_to_float(torch.from_numpy(np.stack([np.array(crop.image).transpose(2, 0, 1) for crop in crops])))
 
 
 @dataclass
@@ -91,6 +91,7 @@ class ModelInputs:
     images: torch.Tensor
     names: list[str]
     crops: list[Crop] | None
+    labels: list[str]  # what each image is called in tables and latent files: its file's name, with a face number
 
 
 def load_inputs(inputs: list[str | Path], domain: str, size: int, settings: AlignSettings | None) -> ModelInputs:
@@ -98,10 +99,11 @@ def load_inputs(inputs: list[str | Path], domain: str, size: int, settings: Alig
     kind = alignment_for(domain, settings)
     if kind is None:
         files, names = zip(*named_inputs(inputs))
-        return ModelInputs(load_images(list(files), size), list(names), None)
+        return ModelInputs(load_images(list(files), size), list(names), None, [path.name for path in files])
     crops = photo_crops(inputs, kind, size, settings)
     check_image_memory(f"{len(crops)} aligned crops", len(crops), size)
-    return ModelInputs(crop_pixels(crops), [crop.name for crop in crops], crops)
+    labels = [Path(crop.name).name + crop.photo.suffix for crop in crops]
+    return ModelInputs(crop_pixels(crops), [crop.name for crop in crops], crops, labels)
 
 
 def load_one_each(files: list[Path], domain: str, size: int, settings: AlignSettings | None) -> torch.Tensor:
@@ -158,6 +160,6 @@ def paste_translations(crops: list[Crop], per_input: list[list[Path]], rows: tor
             photo = photos.setdefault(crop.photo, np.asarray(load_image_rgb(crop.photo)))
             for image, path in zip(images, paths):
                 translated = Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy()).resize((crop.transform.size,) * 2, Image.Resampling.LANCZOS)
-                pasted = paste_back(photo, np.asarray(translated), crop.transform)
+                pasted = paste_back(photo, np.array(translated), crop.transform)
                 written.append(save_image(images_to_float(torch.from_numpy(pasted).permute(2, 0, 1)), pasted_path(path), force=True))
     return written
