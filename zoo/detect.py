@@ -9,6 +9,7 @@ once by scripts/convert_mtcnn.py. Nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -158,6 +159,18 @@ def normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - 127.5) / 128.0
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one CPU thread for a while. MTCNN's layers are too small to share out: a second thread gains little
+    (docs/benchmarks.md), and on a busy machine waiting for it made detection several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class MTCNN:
     """The detector: `MTCNN()(image)` -> faces. Networks are loaded once (see `load_detector`)."""
 
@@ -168,8 +181,11 @@ class MTCNN:
             network.load_state_dict({key.split(".", 1)[1]: value for key, value in tensors.items() if key.startswith(name + ".")})
             network.eval().requires_grad_(False)
 
-    @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> list[Face]:
+        with one_thread(), torch.inference_mode():
+            return self.detect(image)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
         pixels = normalise(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float())
         shrink = max(max(pixels.shape[1:]) / MAX_SIDE, 1.0)
         if shrink > 1:
