@@ -18,7 +18,7 @@ from zoo.align import Transform, align_center, align_ffhq, ffhq_quad, paste_back
 from zoo.data import load_image_rgb
 from zoo.detect import DetectorSpec, Face, available_detectors, load_detector
 from zoo.errors import ZooError
-from zoo.photos import AlignSettings, align_photos, load_inputs
+from zoo.photos import AlignSettings, align_photos, check_paste_back, load_inputs, load_one_each
 
 PHOTOS = Path(skimage.data.__file__).parent
 ASTRONAUT, CHELSEA = PHOTOS / "astronaut.png", PHOTOS / "chelsea.png"
@@ -110,6 +110,16 @@ def test_alignment_follows_the_domain_declaration():
     assert load_inputs([ASTRONAUT], "face", 64, AlignSettings("off")).crops is None
     assert load_inputs([ASTRONAUT], "tiny", 64, AlignSettings("auto")).crops is None  # undeclared: as before
     assert load_inputs([ASTRONAUT], "tiny", 64, AlignSettings("on")).crops[0].transform.kind == "ffhq"
+
+
+def test_eval_takes_one_face_per_file_and_paste_back_needs_aligned_inputs_and_one_target(two_astronauts):
+    images = load_one_each([two_astronauts, ASTRONAUT], "tiny", 32, AlignSettings("on"))
+    assert images.shape == (2, 3, 32, 32)  # two faces in crew.png, one image: outputs stay paired with their files
+    with pytest.raises(ZooError, match="--paste-back needs aligned inputs"):
+        check_paste_back(None, ["tiny-b"])
+    crops = load_inputs([ASTRONAUT], "tiny", 32, AlignSettings("on")).crops
+    with pytest.raises(ZooError, match="single --to"):
+        check_paste_back(crops, ["tiny-b", "tiny-c"])
 
 
 def test_paste_back_changes_only_the_face_region_and_keeps_the_size():
