@@ -22,6 +22,7 @@ from PIL import Image
 
 from .data import center_crop_resize
 from .detect import Face
+from .files import atomic_write_bytes
 
 ALIGNMENTS = ("ffhq", "center-crop")
 SUPERSAMPLING = 4  # NVIDIA samples the quad at 4096 px for a 1024 px output
@@ -59,8 +60,6 @@ class Transform:
         return cls(data["alignment"], data["size"], tuple(data["photo_size"]), np.array(data["photo_to_crop"]), face)
 
     def save(self, path: Path) -> None:
-        from .files import atomic_write_bytes
-
         atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode())
 
 
