@@ -40,10 +40,11 @@ from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load
 from .errors import SettingError, ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
 from .hub import pull
-from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, save_image
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
+from .photos import AlignSettings, align_photos, load_inputs
 from .plugins import plugin_listing, register_commands
 from .progress import format_metrics, rich_progress
 from .recipes import parse_channels, plan_add_domain, plan_train_base
@@ -440,6 +441,28 @@ BATCH_OPTION = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images in
 
 # Commands taking these receive them as one InversionSettings, their `settings` parameter.
 with_inversion_options = with_options(INVERSION_OPTIONS, "settings", lambda values: InversionSettings(**values))
+ALIGN_OPTIONS = {  # name -> (type, option); the names are AlignSettings' fields
+    "align": (str, typer.Option("auto", "--align", help="auto (align photos as the --from domain's data declares: faces like FFHQ, "
+                                "animals centre-cropped), on (FFHQ faces when it declares nothing) or off.")),
+    "largest": (bool, typer.Option(False, "--largest", help="Only the largest face of each photo (default: every face, numbered).")),
+    "detector": (str, typer.Option("mtcnn", "--detector", help="Face detector: mtcnn (shipped) or one a plugin adds.")),
+}
+with_align_options = with_options(ALIGN_OPTIONS, "alignment", lambda values: AlignSettings(**values))
+
+
+@app.command("align")
+def align_command(
+    inputs: list[Path] = typer.Argument(..., help="Photos or folders of photos."),
+    domain: str = typer.Option(..., "--domain", help="Cut them as this domain's data is cut (e.g. face: FFHQ alignment)."),
+    out: Path = typer.Option(Path("aligned"), "--out", help="Output folder: NAME.png and its transform NAME.json."),
+    size: Optional[int] = typer.Option(None, "--size", min=8, help="Crop side in px (default: the domain's resolution)."),
+    largest: bool = ALIGN_OPTIONS["largest"][1],
+    detector: str = ALIGN_OPTIONS["detector"][1],
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+):
+    """Detect and align the faces of photos (or centre-crop them) as a domain's model was trained."""
+    crops = align_photos(inputs, domain, size or get_domain(domain).resolution, out, AlignSettings("on", largest, detector), force)
+    console.print(f"wrote {len(crops)} crop(s) and their transforms to {out}/")
 
 
 def announce_loss(settings: InversionSettings, device: torch.device, model=None) -> None:
@@ -460,6 +483,7 @@ def announce_loss(settings: InversionSettings, device: torch.device, model=None)
 
 @app.command("translate")
 @with_inversion_options
+@with_align_options
 def translate_command(
     inputs: Optional[list[Path]] = typer.Argument(None, help="Images or folders of images in the --from domain."),
     source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
@@ -474,10 +498,12 @@ def translate_command(
     seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of appearance codes and of the inversion."),
     grid_flag: bool = typer.Option(False, "--grid", help="Also one grid of every input and its outputs."),
     latent: Optional[list[Path]] = typer.Option(None, "--latent", help="Latent files from `zoo invert` instead of images."),
+    paste_back: bool = typer.Option(False, "--paste-back", help="Also each translation warped back into its photo (NAME-pasted.png)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = BATCH_OPTION,
     settings: InversionSettings = None,
+    alignment: AlignSettings = None,
 ):
     """Translate images from one domain into another: invert in --from, generate with --to (the paper's Eq. 4)."""
     if bool(inputs) == bool(latent):
@@ -489,6 +515,7 @@ def translate_command(
         source=source, targets=targets, out=out, inputs=inputs or None, latent_files=latent,
         swap=swap, swap_mode=swap_mode, styles=styles, reference=reference, appearance_layers=appearance_layers,
         truncation=truncation, seed=seed, grid=grid_flag, force=force, inversion=settings, batch_size=batch,
+        align=alignment, paste_back=paste_back,
     )  # fmt: skip
     chosen = pick_device(device)
     prepared = prepare_translation(job, device=chosen)
@@ -502,6 +529,7 @@ def translate_command(
 
 @app.command("invert")
 @with_inversion_options
+@with_align_options
 def invert_command(
     domain: str = typer.Argument(..., help="The images' domain (an installed model)."),
     inputs: list[Path] = typer.Argument(..., help="Images or folders of images."),
@@ -511,18 +539,19 @@ def invert_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = BATCH_OPTION,
     settings: InversionSettings = None,
+    alignment: AlignSettings = None,
 ):
     """Invert images into a model's latent space: writes STEM-DOMAIN.latent.safetensors and STEM-DOMAIN-reconstruction.png."""
-    files, names = zip(*named_inputs(inputs))
+    chosen = pick_device(device)
+    model = load(domain, device=chosen)
+    loaded = load_inputs(inputs, domain, model.info.config.size, alignment)
+    images, names = loaded.images, loaded.names
     latent_paths = [out / f"{name}-{domain}.latent.safetensors" for name in names]
     image_paths = [out / f"{name}-{domain}-reconstruction.png" for name in names]
     check_free(latent_paths + image_paths, force)
-    chosen = pick_device(device)
-    model = load(domain, device=chosen)
-    images = load_images(list(files), model.info.config.size)
     announce_loss(settings, chosen, model)
     with progress_bar() as progress:
-        task = progress.add_task(f"inverting {len(files)} image(s) in {domain}", total=None)
+        task = progress.add_task(f"inverting {len(names)} image(s) in {domain}", total=None)
         result = invert_in_batches(model, images, settings, batch_size=batch, seed=seed,
                                    on_step=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
@@ -531,13 +560,13 @@ def invert_command(
     for column in ("image", "SSIM", "L1 (0-255)", "latent", "reconstruction"):
         table.add_column(column)
     with all_or_nothing() as written:
-        for index, path in enumerate(files):
-            written.append(save_latent(latent_paths[index], result, index, model=model, source=path.name, force=True))
+        for index, label in enumerate(loaded.labels):
+            written.append(save_latent(latent_paths[index], result, index, model=model, source=label, force=True))
             written.append(save_image(result.reconstructions[index], image_paths[index], force=True))
-    for index, path in enumerate(files):
-        table.add_row(path.name, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
+    for index, label in enumerate(loaded.labels):
+        table.add_row(label, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
     console.print(table)
-    console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(files)} image(s)")
+    console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(names)} image(s)")
 
 
 @app.command("demo")
@@ -629,6 +658,7 @@ def distance_note(result: DistanceMatrix) -> str:
 
 @app.command("eval")
 @with_inversion_options
+@with_align_options
 def eval_command(
     source: str = typer.Option(..., "--from", help="The inputs' domain (an installed model)."),
     target: str = typer.Option(..., "--to", help="Domain(s) to translate into, comma-separated: one inversion serves them all."),
@@ -650,6 +680,7 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = BATCH_OPTION,
     settings: InversionSettings = None,
+    alignment: AlignSettings = None,
 ):
     """Translate inputs and measure the outputs as the paper's Tables II and III do, plus paired ground truth."""
     if json_path:
@@ -659,7 +690,7 @@ def eval_command(
         EvaluationJob(
             source=source, target=name, inputs=inputs, metric=metric, swap=level, swap_mode=swap_mode, styles=styles,
             appearance_layers=appearance_layers, truncation=truncation, inversion=settings, seed=seed, batch=batch,
-            fid="auto" if fid is None else fid, reference_data=reference_data, pairs=pairs, limit=limit,
+            fid="auto" if fid is None else fid, reference_data=reference_data, pairs=pairs, limit=limit, align=alignment,
         )
         for name in target.split(",") for level in swaps
     ]  # fmt: skip

@@ -35,6 +35,7 @@ from .files import atomic_write_bytes, sha256_file
 from .images import expand_inputs, load_images, to_uint8
 from .inversion import InversionSettings, StepCallback, invert_in_batches, reconstruction_scores
 from .metrics import Metric, get_metric, join_features, map_features
+from .photos import AlignSettings, load_one_each
 from .plugins import registered_domains
 from .registry import load
 from .translation import Renderer, TranslatedImages, check_same_family, check_styles, translate_images, translation_options
@@ -70,6 +71,7 @@ class EvaluationJob:
     reference_data: str | Path | None = None  # FID's real images (default: the target domain's bundled data)
     pairs: str | Path | None = None  # paired ground truth (default: the target domain's bundled data)
     limit: int | None = None  # a seeded random subset of this many inputs
+    align: AlignSettings | None = None  # photos aligned as the source's data declares, the largest face of each
 
 
 @dataclass
@@ -183,7 +185,7 @@ def prepare_evaluation(job: EvaluationJob, device: torch.device | str = "cpu") -
                                   truncation=job.truncation, seed=job.seed, batch=job.batch)  # fmt: skip
     renderer = Renderer(source.generator, target.generator, options)
     files = choose_inputs(job.source, job.target, job.inputs, limit=job.limit, seed=job.seed)
-    images = load_images(files, source.info.config.size)
+    images = load_one_each(files, job.source, source.info.config.size, job.align)
     metric = get_metric(job.metric, device) if isinstance(job.metric, str) else job.metric
     fid, fid_note = plan_fid(job.fid, job.target, job.reference_data)
     pairs, pairs_note = plan_pairs(job.target, job.pairs, files)

@@ -19,3 +19,8 @@ def register_metrics(register):
 @hookspec
 def register_commands(cli):
     """Add commands to zoo's typer app `cli` (e.g. with `@cli.command()`); names zoo already uses are refused."""
+
+
+@hookspec
+def register_detectors(register):
+    """Call register(DetectorSpec(...)) once for each face detector (five landmarks) the plugin provides."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pluggy
 
 from . import hookspecs
-from .specs import DomainSpec, MetricSpec
+from .specs import DetectorSpec, DomainSpec, MetricSpec
 
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_DISTRIBUTION = "zoo-stylegan"
@@ -169,6 +169,10 @@ def register_commands(cli) -> None:
 def _command_name(command) -> str:
     """A typer command's name as the command line spells it (typer derives it from the function when not given)."""
     return command.name or command.callback.__name__.lower().replace("_", "-")
+
+
+def registered_detectors() -> dict[str, DetectorSpec]:
+    return _collect("register_detectors", DetectorSpec)
 
 
 def plugin_listing() -> list[dict]:

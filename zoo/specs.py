@@ -1,5 +1,6 @@
 """The plugin API's types: what a plugin declares about a domain (`DomainSpec`: `DataSource`, `Recipe`, `Weights`) and
-about an image metric (`MetricSpec`, building a `Metric`), with their constants.
+about an image metric (`MetricSpec`, building a `Metric`) and about a face detector (`DetectorSpec`, loading a
+`Detector` that returns `Face`s), with their constants.
 
 This module imports nothing from zoo, so the plugin system, the registry and every spec's user can import it without
 a cycle. `zoo.domains` and `zoo.metrics` re-export these names.
@@ -10,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+import numpy as np
 import torch
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # model, domain, family and metric names: never a path
@@ -32,6 +34,7 @@ class DataSource:
     include: Callable[[Path], bool] | None = None  # which files of `bundled` to train on (e.g. a training split)
     min_images: int = 100
     checker: Callable[[Path], list[str]] | None = None
+    alignment: str | None = None  # how photos are cut to match: "ffhq" (faces, zoo.align), "center-crop", or None
 
     def check(self, folder: str | Path) -> list[str]:
         """Problems with a user's data folder (empty list = looks usable)."""
@@ -145,3 +148,35 @@ class MetricSpec:
             raise ValueError(f"metric name {self.name!r} must be lowercase [a-z0-9-]")
         if not callable(self.create):
             raise ValueError(f"metric {self.name}: create must be callable")
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face in image pixel coordinates (x right, y down, pixel centres at integers)."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    score: float
+    landmarks: np.ndarray  # (5, 2) x, y: eye, eye, nose, mouth corner, mouth corner (image left before right)
+
+    @property
+    def area(self) -> float:
+        return max(self.box[2] - self.box[0], 0.0) * max(self.box[3] - self.box[1], 0.0)
+
+    def to_dict(self) -> dict:
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "landmarks": np.round(self.landmarks, 2).tolist()}  # fmt: skip
+
+
+class Detector(Protocol):
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        """Faces in an (H, W, 3) uint8 RGB image, most confident first."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A face detector a plugin provides (hook `register_detectors`): `load()` returns a `Detector`."""
+
+    name: str
+    description: str
+    load: Callable[[], Detector]
+    plugin: str = field(default="", compare=False)

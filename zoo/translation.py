@@ -20,9 +20,10 @@ import torch
 from .checkpoint import ZooModel
 from .domains import Recipe
 from .errors import ZooError, check_in_range
-from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, named_inputs, save_image
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, save_image
 from .inversion import InversionResult, InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
+from .photos import AlignSettings, Crop, check_paste_back, load_inputs, paste_translations, pasted_path
 from .plugins import registered_domains
 from .registry import Registry, load
 from .swap import feature_swap, level_resolutions, weight_swap
@@ -231,6 +232,8 @@ class TranslationJob:
     force: bool = False
     inversion: InversionSettings | None = None
     batch_size: int = 16
+    align: AlignSettings | None = None  # photos aligned as the source domain's data declares (zoo.photos)
+    paste_back: bool = False  # also each translation warped back into its photo (NAME-pasted.png)
 
     def options_for(self, target: str) -> TranslationOptions:
         return translation_options(target, swap=self.swap, swap_mode=self.swap_mode, appearance_layers=self.appearance_layers,
@@ -260,6 +263,7 @@ class PreparedTranslation:
     images: torch.Tensor | None  # input pixels, or None when the inputs are saved latents
     saved: list[SavedLatent] | None
     reference_image: torch.Tensor | None
+    crops: list[Crop] | None = None  # the aligned crops the images are, when inputs were aligned
 
 
 def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslation:
@@ -277,17 +281,19 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
     reference_image = None
     if job.reference is not None:
         reference_image = load_images([job.reference], targets[job.targets[0]].info.config.size)
-    saved = images = None
+    saved = images = crops = None
     if job.latent_files:
         saved = [load_latent(path, source) for path in job.latent_files]
         stems = [Path(item.metadata.get("source") or path.name).stem for item, path in zip(saved, job.latent_files)]
     else:
-        files, stems = zip(*named_inputs(job.inputs))
-        images = load_images(list(files), source.info.config.size)
-        stems = list(stems)
+        loaded = load_inputs(job.inputs, job.source, source.info.config.size, job.align)
+        images, stems, crops = loaded.images, loaded.names, loaded.crops
     plan = output_plan(job, stems)
-    check_free(plan.paths(), job.force)
-    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image)
+    if job.paste_back:
+        check_paste_back(crops, job.targets)
+    pasted = [pasted_path(path) for paths in plan.per_input for path in paths] if job.paste_back else []
+    check_free(plan.paths() + pasted, job.force)
+    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image, crops)
 
 
 def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | None = None) -> list[Path]:
@@ -300,7 +306,11 @@ def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | Non
         reference = invert(target, prepared.reference_image, job.inversion, seed=job.seed).latents
     rows = {name: render_rows(renderer, content.latents, content.noise, job.styles, reference)
             for name, renderer in prepared.renderers.items()}  # fmt: skip
-    return write_outputs(job, prepared.plan, content, rows)
+    with all_or_nothing() as written:
+        written += write_outputs(job, prepared.plan, content, rows)
+        if job.paste_back:
+            written += paste_translations(prepared.crops, prepared.plan.per_input, rows[job.targets[0]])
+    return written
 
 
 @dataclass

@@ -12,6 +12,7 @@ AFHQ = dict(
     url="https://github.com/clovaai/stargan-v2",
     license="CC BY-NC 4.0",
     preprocessing="AFHQ's 512 px crops as published",
+    alignment="center-crop",  # a user's photo: the animal's face centred, no detector
     min_images=1000,
 )
 FINE_TUNE = dict(base="cat", iters=12_000, batch=16, freeze_fc=True, swap_layers=2, appearance_layers=6, truncation=0.7)

@@ -25,6 +25,7 @@ def register_domains(register):
             url="https://github.com/NVlabs/ffhq-dataset",
             license="images: their Flickr licences; dataset: CC BY-NC-SA 4.0",
             preprocessing="FFHQ alignment (dlib landmarks, eyes and mouth at fixed positions), resized to 256 px",
+            alignment="ffhq",
             min_images=1000,
         ),
         recipe=Recipe(base=None, iters=550_000, batch=16),
@@ -47,6 +48,7 @@ def register_domains(register):
             url="https://faculty.idc.ac.il/arik/site/foa/artistic-faces-dataset.asp",
             license="research use; see the dataset's page",
             preprocessing="faces aligned like FFHQ, resized to 256 px",
+            alignment="ffhq",
         ),
         recipe=Recipe(iters=20_000, **FINE_TUNE),
     ))
@@ -60,6 +62,7 @@ def register_domains(register):
             url="https://www.justinpinkney.com/toonify-yourself/",
             license="not published; use faces you have the rights to",
             preprocessing="faces aligned like FFHQ, resized to 256 px",
+            alignment="ffhq",
         ),
         recipe=Recipe(iters=20_000, **FINE_TUNE),
     ))
@@ -73,6 +76,7 @@ def register_domains(register):
             url="https://gwern.net/danbooru2021",
             license="images: their artists' rights; the crops are distributed for research",
             preprocessing="face crops (e.g. the 'animefaces 512x512' crop set) resized to 256 px",
+            alignment="center-crop",  # drawn faces: a photo detector does not find them, the crops are centred
             min_images=1000,
         ),
         recipe=Recipe(iters=12_000, **FINE_TUNE),
