@@ -37,7 +37,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -53,6 +53,7 @@ from .errors import ZooError
 from .files import atomic_path, atomic_write_bytes, sha256_file
 from .home import recorded_path
 from .images import grid, save_image
+from .logging_sinks import TrainingSink
 from .model import Discriminator, Generator, ModelConfig
 from .registry import Registry, RegistryEntry, check_declared_domain, install_model, resolve
 from .sampling import sample
@@ -557,10 +558,12 @@ class MetricsLog:
             atomic_write_bytes(self.path, "".join(kept).encode("utf-8"))
 
 
-def write_samples(run_dir: Path, step: int, generator: Generator, seed: int) -> Path:
-    """A grid of G_ema's images for a fixed set of latents (so grids of successive steps are comparable)."""
+def write_samples(run_dir: Path, step: int, generator: Generator, seed: int, provenance: dict | None = None) -> Path:
+    """A grid of G_ema's images for a fixed set of latents (so grids of successive steps are comparable); the PNG
+    records `provenance` with the step and seed."""
     images = sample(generator, SAMPLE_GRID_IMAGES, seed=seed)
-    return save_image(grid(images), Path(run_dir) / SAMPLES_DIR / f"{step:06d}.png", force=True)
+    return save_image(grid(images), Path(run_dir) / SAMPLES_DIR / f"{step:06d}.png", force=True,
+                      provenance={**(provenance or {}), "step": step, "seed": seed})  # fmt: skip
 
 
 class StopRequest:
@@ -745,13 +748,17 @@ def train(
     cache_dir: str | Path | None = None,
     include: Callable[[Path], bool] | None = None,
     progress: ProgressCallback | None = None,
+    sinks: Sequence[TrainingSink] = (),
+    provenance: dict | None = None,
 ) -> TrainResult:
     """Train from scratch (`model_config`) or fine-tune (`base`, e.g. from `load_base`) on the images in data_root
     (those `include(path)` accepts, when given).
 
     Under torchrun every process calls this; the batch is global, and only rank 0 writes files. With resume=True
     the run continues from run_dir's snapshot (if any); without it an existing snapshot is a ZooError, so no run is
-    overwritten by accident. The images are cached in cache_dir (default: run_dir/data).
+    overwritten by accident. The images are cached in cache_dir (default: run_dir/data). Besides metrics.jsonl and
+    the sample grids, rank 0 hands each logged step's metrics and each grid to `sinks` (zoo/logging_sinks.py); the
+    grids' PNGs record `provenance` (e.g. the model's name and data licence) with the run's base, step and seed.
     """
     if (model_config is None) == (base is None):
         raise ValueError("give model_config (train from scratch) or base (fine-tune), not both or neither")
@@ -774,7 +781,9 @@ def train(
             run.wall_time_before = snapshot["wall_time_seconds"]
         elif resume:
             warnings.warn(f"{run_dir}: no snapshot to resume from; starting a new run", stacklevel=2)
-        metrics = _train_loop(trainer, run, context, progress)
+        grid_provenance = {"command": "train", "run": run_dir.name, **(provenance or {}),
+                           "base": asdict(run.base) if run.base else None}  # fmt: skip
+        metrics = _train_loop(trainer, run, context, progress, sinks, grid_provenance)
         return _result(trainer, run, metrics, context)
     finally:
         context.close()
@@ -818,7 +827,8 @@ def _initial_models(run: _Run, base: ZooModel | None) -> tuple[Generator, Discri
     return generator, Discriminator(run.model_config)
 
 
-def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progress: ProgressCallback | None) -> dict:
+def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progress: ProgressCallback | None,
+                sinks: Sequence[TrainingSink], grid_provenance: dict) -> dict:  # fmt: skip
     cfg, run_dir = run.config, run.run_dir
     sampler = EpochSampler(len(run.data), cfg.batch, cfg.seed, context.rank, context.world_size)
     log = MetricsLog(run_dir / METRICS_FILE)
@@ -840,6 +850,8 @@ def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progre
                 last_log_step, last_log_time, logged = done, now, metrics
                 if context.is_main:
                     log.append(metrics)
+                    for sink in sinks:
+                        sink.metrics(done, metrics)
             if stop.agreed(done, context.world_size, trainer.device):
                 if context.is_main:
                     save_snapshot(run_dir, run.snapshot_state(trainer))
@@ -847,7 +859,9 @@ def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progre
             if context.is_main and (done % cfg.snapshot_every == 0 or done == cfg.iters):
                 save_snapshot(run_dir, run.snapshot_state(trainer))
             if context.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
-                write_samples(run_dir, done, trainer.g_ema, cfg.seed)
+                samples = write_samples(run_dir, done, trainer.g_ema, cfg.seed, grid_provenance)
+                for sink in sinks:
+                    sink.samples(done, samples)
             if progress:
                 progress(done, cfg.iters, logged)
     return metrics
@@ -960,6 +974,7 @@ def train_and_install(
     registry: Registry | None = None,
     keep_discriminator: bool = True,
     data_license: str | None = None,
+    sinks: Sequence[TrainingSink] = (),
 ) -> tuple[TrainResult, RegistryEntry | None]:
     """`zoo train-base` / `zoo add-domain` in one call: refuse early, train, install (rank 0); (result, entry)."""
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
@@ -968,7 +983,7 @@ def train_and_install(
                       registry=registry)  # fmt: skip
     result = train(
         config, data_root, run_dir or default_run_dir(name), model_config=model_config, base=base, resume=resume, include=include,
-        device=device, progress=progress,
+        device=device, progress=progress, sinks=sinks, provenance={"model": name, "data_license": data_license},
     )  # fmt: skip
     if not result.is_main_process:
         return result, None
