@@ -9,7 +9,7 @@ from enum import Enum
 from pathlib import Path
 
 import pytest
-import torch
+import numpy as np
 import typer
 from conftest import ROSINALITY
 from PIL import Image
@@ -153,8 +153,8 @@ def test_every_png_zoo_writes_carries_its_provenance(tiny_family, tmp_path, zoo_
     assert single["zoo_version"] == zoo_package.__version__ and "data_license" in single["models"][0]
     assert info_of(tmp_path / "s.png")["seeds"] == [3, 4, 9]
     with Image.open(tmp_path / "s-seed0009.png") as alone, Image.open(tmp_path / "s.png") as grid:
-        assert alone.size == (32, 32) and torch.equal(torch.tensor(list(alone.getdata())),
-                                                      torch.tensor(list(grid.crop((36, 36, 68, 68)).getdata())))  # fmt: skip
+        assert alone.size == (32, 32)  # seed 9, third of 3 in a 2x2 grid: row 1, column 0
+        assert np.array_equal(np.asarray(alone), np.asarray(grid)[36:68, 2:34])
 
     zoo("translate", "--from", "tiny", "--to", "tiny-b", tiny_family, "--out", tmp_path / "t", "--steps", "2", "--perceptual",
         "none", "--swap", "1", "--seed", "5", "--grid")  # fmt: skip
@@ -189,7 +189,7 @@ def test_demo_images_carry_their_provenance(emoji_family, tmp_path):  # noqa: F8
     translation = info_of(out / "images" / "emoji-twemoji-style1.png")
     assert translation["command"] == "demo" and translation["steps"] == 2
     assert {model["name"] for model in translation["models"]} == {"emoji-noto", "emoji-twemoji", "emoji-openmoji"}
-    assert info_of(out / "images" / "distances.png")["command"] == "distance-matrix"
+    assert info_of(out / "distances.png")["command"] == "distance-matrix"
 
 
 def test_import_from_a_url(zoo_home, monkeypatch):
@@ -216,6 +216,7 @@ def test_tensorboard_log_holds_losses_augmentation_and_samples(images, zoo_home)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = events.Scalars("loss/g_loss")
     assert [event.step for event in losses] == [record["step"] for record in logged]
-    assert [round(event.value, 4) for event in losses] == [round(record["g_loss"], 4) for record in logged]
-    assert [event.value for event in events.Scalars("augment/augment_p")] == [record["augment_p"] for record in logged]
+    assert [event.value for event in losses] == pytest.approx([record["g_loss"] for record in logged], rel=1e-5)
+    augment_p = [event.value for event in events.Scalars("augment/augment_p")]
+    assert augment_p == pytest.approx([record["augment_p"] for record in logged], rel=1e-5) and augment_p[-1] > 0
     assert [image.step for image in events.Images("samples")] == [2, 4]
