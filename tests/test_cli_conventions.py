@@ -4,6 +4,8 @@ variable documented; and the provenance every PNG zoo writes carries, read back 
 
 import json
 import re
+import subprocess
+import sys
 import typing
 from enum import Enum
 from pathlib import Path
@@ -93,8 +95,10 @@ def test_every_environment_variable_the_code_reads_is_documented():
         assert variable in documented and f"`{variable}`" in page, variable
 
 
-def test_import_zoo_makes_its_modules_available():
-    assert zoo_package.images.save_image and zoo_package.choices.Method
+def test_import_zoo_makes_zoo_images_available():
+    code = "import zoo; print(zoo.images.save_image.__name__, zoo.images.read_provenance.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["save_image", "read_provenance"], result.stderr
 
 
 def test_seed_lists():
