@@ -10,8 +10,8 @@ import typing
 from enum import Enum
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 import typer
 from conftest import ROSINALITY
 from PIL import Image

@@ -43,9 +43,9 @@ from .distance import (
 )
 from .domains import describe, domain_status, get_domain
 from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load_encoder, train_and_install_encoder
+from .environment import epilog
 from .errors import ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
-from .environment import epilog
 from .hub import import_url, is_url, pull
 from .images import (
     MAX_BATCH,
@@ -60,15 +60,16 @@ from .images import (
 )
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
+from .logging_sinks import TENSORBOARD_DIR, TensorBoardSink
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
 from .plugins import plugin_listing
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
-from .logging_sinks import TENSORBOARD_DIR, TensorBoardSink
 from .sampling import sample, sample_seeds
 from .swap import install_swapped, level_resolutions
 from .training import format_metrics, rich_progress, train_and_install
 from .translation import TranslationJob, family_members, prepare_translation, run_translation
+
 
 class CommandsInFull(TyperGroup):
     """`zoo --help` lists each command with its whole first paragraph, wrapped (click cuts it to one line with '...')."""
