@@ -3,6 +3,7 @@ that are never cut at 80 columns or in a pipe, --json beside every table, enums 
 variable documented; and the provenance every PNG zoo writes carries, read back by `zoo info IMAGE.png`."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -224,3 +225,15 @@ def test_tensorboard_log_holds_losses_augmentation_and_samples(images, zoo_home)
     augment_p = [event.value for event in events.Scalars("augment/augment_p")]
     assert augment_p == pytest.approx([record["augment_p"] for record in logged], rel=1e-5) and augment_p[-1] > 0
     assert [image.step for image in events.Images("samples")] == [2, 4]
+
+
+def test_shell_completion_offers_commands_and_an_options_choices():
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_ZOO_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        run = "from zoo.cli import app; app(prog_name='zoo')"
+        return subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, env=env, timeout=120).stdout.split()
+
+    assert complete("zoo invert x --method ") == ["bounded", "projection", "encoder", "hybrid"]
+    assert complete("zoo distance-matrix --metric ss") == ["ssim"]
+    assert {"translate", "train-base", "distance-matrix"} <= set(complete("zoo "))
+    assert "complete -o default -F" in zoo("--show-completion", "bash").stdout
