@@ -129,16 +129,15 @@ def info_of(path: Path) -> dict:
 
 def test_tables_are_whole_in_an_80_column_pipe(tiny_family, tmp_path, zoo_home):
     out = tmp_path / "a-folder-with-a-long-name-so-that-paths-overflow-an-eighty-column-table"
-    tables = [
-        zoo("list", **NARROW).stdout,
-        zoo("plugins", **NARROW).stdout,
-        zoo("info", "tiny", **NARROW).stdout,
-        zoo("invert", "tiny", tiny_family, "--out", out, "--steps", "2", "--perceptual", "none", **NARROW).stdout,
-        zoo("distance-matrix", "--domains", "tiny,tiny-b", "--samples", "4", "--metric", "l1", "--out", tmp_path / "d", **NARROW).stdout,
-    ]
-    for table in tables:
-        assert "…" not in table
-        assert all(len(line) <= 80 for line in table.splitlines() if "─" in line or "│" in line)
+    only_tables = [zoo("list", **NARROW).stdout, zoo("plugins", **NARROW).stdout, zoo("info", "tiny", **NARROW).stdout]
+    for table in only_tables:
+        assert "…" not in table and all(len(line) <= 80 for line in table.splitlines())
+        assert "7ce1f3be046ae1c1" in table or "register_domains" in table or "emoji-fluent-color" in table
+    inverted = zoo("invert", "tiny", tiny_family, "--out", out, "--steps", "2", "--perceptual", "none", **NARROW).stdout
+    matrix = zoo("distance-matrix", "--domains", "tiny,tiny-b", "--samples", "4", "--metric", "l1", "--out", tmp_path / "d", **NARROW)
+    for printed in (inverted, matrix.stdout):
+        assert "…" not in printed
+    assert f"wrote {tmp_path / 'd'}.csv" in matrix.stdout  # a path printed outside a table is never broken
     inverted = json.loads(zoo("invert", "tiny", tiny_family, "--out", out, "--steps", "2", "--perceptual", "none", "--force",
                               "--json", **NARROW).stdout)  # fmt: skip
     assert [Path(row["reconstruction"]) for row in inverted["images"]] == [out / f"face{i}-tiny-reconstruction.png" for i in (0, 1)]
@@ -146,6 +145,9 @@ def test_tables_are_whole_in_an_80_column_pipe(tiny_family, tmp_path, zoo_home):
     matrix = json.loads(zoo("distance-matrix", "--domains", "tiny,tiny-b", "--samples", "4", "--metric", "l1", "--out",
                             tmp_path / "d", "--force", "--json").stdout)  # fmt: skip
     assert [model["name"] for model in matrix["models"]] == ["tiny", "tiny-b"] and matrix["matrix"][0][1] > 0
+    evaluation = json.loads(zoo("eval", "--from", "tiny", "--to", "tiny-b", "--inputs", tiny_family, "--metric", "l1", "--steps",
+                                "2", "--perceptual", "none", "--styles", "0", "--no-fid", "--json", "-", **NARROW).stdout)  # fmt: skip
+    assert evaluation["metric"] == "l1" and len(evaluation["inputs"]) == 2
 
 
 def test_every_png_zoo_writes_carries_its_provenance(tiny_family, tmp_path, zoo_home, images):
@@ -217,14 +219,15 @@ def test_tensorboard_log_holds_losses_augmentation_and_samples(images, zoo_home)
 
     zoo("train-base", "logged", "--data", images, *TINY, *FAST, "--iters", "4", "--log", "tensorboard")
     run = zoo_home / "runs" / "logged"
-    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    zoo("train-base", "logged", "--data", images, *TINY, *FAST, "--iters", "6", "--resume", "--force", "--log", "tensorboard")
+    events = EventAccumulator(str(run / "tensorboard")).Reload()  # both runs' event files
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = events.Scalars("loss/g_loss")
-    assert [event.step for event in losses] == [record["step"] for record in logged]
+    assert [event.step for event in losses] == [record["step"] for record in logged] and logged[-1]["step"] == 6
     assert [event.value for event in losses] == pytest.approx([record["g_loss"] for record in logged], rel=1e-5)
     augment_p = [event.value for event in events.Scalars("augment/augment_p")]
     assert augment_p == pytest.approx([record["augment_p"] for record in logged], rel=1e-5) and augment_p[-1] > 0
-    assert [image.step for image in events.Images("samples")] == [2, 4]
+    assert [image.step for image in events.Images("samples")] == [2, 4, 6]
 
 
 def test_shell_completion_offers_commands_and_an_options_choices():

@@ -27,7 +27,10 @@ class TrainingSink(Protocol):
 
 class TensorBoardSink:
     """Losses under loss/, the augmentation probability and ADA's r_t under augment/, timing under time/, and each
-    sample grid as the image 'samples'. A context manager: the event file is flushed and closed on exit."""
+    sample grid as the image 'samples'. A context manager: the event file is flushed and closed on exit.
+
+    The event file opens at the first step handed over, purging what a killed run logged from that step on, so a
+    resumed run (which continues from its last snapshot) shows each step once, as metrics.jsonl does."""
 
     GROUPS = {"d_loss": "loss", "g_loss": "loss", "r1": "loss", "path_length": "loss", "augment_p": "augment",
               "ada_rt": "augment", "sec_per_it": "time"}  # fmt: skip
@@ -38,20 +41,27 @@ class TensorBoardSink:
         except ImportError:
             raise ZooError(f"--log tensorboard needs the tensorboard package; {INSTALL_HINT}") from None
         self.log_dir = Path(log_dir)
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        self._open = lambda step: SummaryWriter(log_dir=str(self.log_dir), purge_step=step)
+        self._writer = None
+
+    def writer(self, step: int):
+        if self._writer is None:
+            self._writer = self._open(step)
+        return self._writer
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             if name != "step":
-                self.writer.add_scalar(f"{self.GROUPS.get(name, 'train')}/{name}", value, global_step=step)
+                self.writer(step).add_scalar(f"{self.GROUPS.get(name, 'train')}/{name}", value, global_step=step)
 
     def samples(self, step: int, path: Path) -> None:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        self.writer.add_image("samples", pixels, global_step=step, dataformats="HWC")
+        self.writer(step).add_image("samples", pixels, global_step=step, dataformats="HWC")
 
     def __enter__(self) -> "TensorBoardSink":
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
