@@ -102,7 +102,7 @@ def new_table(*columns: str, right: tuple[str, ...] = (), **options) -> Table:
     """A table whose cells wrap and fold words longer than their column, so nothing is cut with an ellipsis at any
     width or in a pipe (`--json` gives the same rows unwrapped); `right` names right-aligned columns. Lines only under
     the header and no outer edge: the most room for the cells."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), **options)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), **options)
     for column in columns:
         table.add_column(column, overflow="fold", justify="right" if column in right else "left")
     return table
