@@ -26,7 +26,7 @@ from zoo_plugins.emoji import DATA, RESOLUTION
 from zoo import load
 from zoo.distance import swap_levels
 from zoo.evaluation import held_out_inputs
-from zoo.images import labelled_grid, load_images
+from zoo.images import labelled_grid, load_images, model_provenance, save_image
 from zoo.inversion import InversionSettings, invert, invert_in_batches
 from zoo.registry import Registry
 from zoo.sampling import sample_latents
@@ -146,8 +146,10 @@ def main() -> None:
     for style in args.ablation.split(","):
         if f"emoji-{style}-ft" in installed:
             figures[f"fig7-ablation-{style}"] = ablation(models, f"emoji-{style}", f"emoji-{style}-ft")
+    provenance = {"command": "scripts/emoji_figures.py", "models": [model_provenance(model) for model in models.values()],
+                  "method": settings.method, "steps": settings.steps, "inversion_seed": 0}  # fmt: skip
     for name, figure in figures.items():
-        figure.save(args.out / f"{name}.png")
+        save_image(figure, args.out / f"{name}.png", force=True, provenance={**provenance, "figure": name})
         print(f"wrote {args.out / name}.png")
 
 

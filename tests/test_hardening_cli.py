@@ -341,10 +341,10 @@ def test_a_disk_filling_up_part_way_leaves_no_output(monkeypatch, capsys, family
 
     saved = []
 
-    def fills_up(image, path, force=False):
+    def fills_up(image, path, force=False, provenance=None):
         if saved:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        saved.append(save_image(image, path, force=force))
+        saved.append(save_image(image, path, force=force, provenance=provenance))
         return saved[-1]
 
     monkeypatch.setattr(f"{module}.save_image", fills_up)

@@ -1,4 +1,9 @@
-"""The `zoo` command line: a thin layer over the Python API (each command calls one or two public functions)."""
+"""The `zoo` command line: a thin layer over the Python API (each command calls one or two public functions).
+
+Conventions every command follows: `-h` and `--help`; options with fixed choices typed with the enums of
+zoo/choices.py; tables made by `new_table` (cells wrap, nothing is cut at any width or in a pipe) and each with a
+`--json` form; plain help text laid out by click (wrapped, never cut).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +23,14 @@ from typing import Optional
 
 import torch
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import __version__
+from .choices import LogSink, Method, Noise, Perceptual, PixelLoss, Precision, SwapMode, choice, complete_metric, parse_seeds
 from .demo import DemoSettings, run_demo
 from .devices import compute_dtype, dtype_name, pick_device, tune_cpu_allocator
 from .distance import (
@@ -37,32 +45,72 @@ from .distance import (
 )
 from .domains import describe, domain_status, get_domain
 from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load_encoder, train_and_install_encoder
+from .environment import epilog
 from .errors import SettingError, ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
-from .hub import pull
-from .images import MAX_BATCH, all_or_nothing, check_free, grid, save_image
+from .hub import import_url, is_url, pull
+from .images import (
+    MAX_BATCH,
+    all_or_nothing,
+    check_free,
+    grid,
+    model_provenance,
+    read_provenance,
+    save_image,
+)
 from .importers import import_checkpoint
 from .inversion import InversionSettings, invert_in_batches, reconstruction_scores, resolve_perceptual, save_latent
+from .logging_sinks import TENSORBOARD_DIR, TensorBoardSink
 from .metrics import BACKBONE_DIR_VARIABLE, LPIPS_BACKBONES, get_metric
 from .photos import AlignSettings, align_photos, load_inputs
 from .plugins import plugin_listing, register_commands
 from .progress import format_metrics, rich_progress
 from .recipes import parse_channels, plan_add_domain, plan_train_base
 from .registry import Registry, check_name, load
-from .sampling import SEED_RANGE, sample
+from .sampling import SEED_RANGE, sample, sample_seeds
 from .swap import install_swapped, level_resolutions
 from .training import TrainConfig, train_and_install
 from .translation import TranslationJob, family_members, prepare_translation, run_translation
 
+
+class CommandsInFull(TyperGroup):
+    """`zoo --help` lists each command with its whole first paragraph, wrapped (click cuts it to one line with '...')."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, inspect.cleandoc(command.help or "").split("\n\n")[0].replace("\n", " "))
+                for name, command in commands if command is not None and not command.hidden]  # fmt: skip
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="zoo",
+    cls=CommandsInFull,
     help="A multi-domain StyleGAN2 model zoo for unsupervised image-to-image translation.",
+    epilog=epilog(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,  # click's plain help: wrapped to the width, never an option name cut short
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-console = Console()
-error_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # lines longer than the terminal are not broken: paths stay whole in a pipe
+error_console = Console(stderr=True, soft_wrap=True)
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
+
+
+def new_table(*columns: str, right: tuple[str, ...] = (), **options) -> Table:
+    """A table whose cells wrap and fold words longer than their column, so nothing is cut with an ellipsis at any
+    width or in a pipe (`--json` gives the same rows unwrapped); `right` names right-aligned columns. Lines only under
+    the header and no outer edge: the most room for the cells."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), **options)
+    for column in columns:
+        table.add_column(column, overflow="fold", justify="right" if column in right else "left")
+    return table
+
+
+def print_json(data) -> None:
+    console.print_json(json.dumps(data))
 
 
 def progress_bar() -> Progress:
@@ -88,15 +136,29 @@ def main_options(
 
 @app.command("import")
 def import_command(
-    path: Path = typer.Argument(..., help="A rosinality .pt, an NVIDIA .pkl (ada-pytorch or TF) or a zoo .safetensors file."),
+    path: str = typer.Argument(..., help="A rosinality .pt, an NVIDIA .pkl (ada-pytorch or TF) or a zoo .safetensors file, "
+                               "or an https URL of one (downloaded first)."),
     name: str = typer.Option(..., "--name", help="Name to install it under (lowercase a-z, 0-9, '-')."),
     family: Optional[str] = typer.Option(None, "--family", help="Family to join (default: a new family named NAME)."),
     n_mlp: Optional[int] = typer.Option(None, "--n-mlp", help="Expected number of mapping layers (checked against the file)."),
     channel_multiplier: Optional[int] = typer.Option(None, "--channel-multiplier", help="Expected channel multiplier (checked)."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="A URL's file must have this sha256 (checked before import)."),
+    allow_unpinned: bool = typer.Option(False, "--allow-unpinned", help="Import whatever a URL serves, without --sha256."),
     force: bool = typer.Option(False, "--force", help="Replace an installed model of the same name."),
 ):
-    """Convert a checkpoint into zoo's format and install it (checkpoints/NAME.safetensors + registry.toml)."""
-    entry = import_checkpoint(path, name, family=family, force=force, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
+    """Convert a checkpoint (a file, or an https URL downloaded first) into zoo's format and install it
+    (checkpoints/NAME.safetensors + registry.toml)."""
+    options = dict(family=family, force=force, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
+    if is_url(path):
+        with progress_bar() as progress:
+            tasks = []
+            entry = import_url(path, name, sha256=sha256, allow_unpinned=allow_unpinned, **options,
+                               on_start=lambda total: tasks.append(progress.add_task(f"downloading {name}", total=total)),
+                               on_chunk=lambda size: progress.advance(tasks[-1], size))  # fmt: skip
+    else:
+        if sha256 or allow_unpinned:
+            raise ZooError("--sha256 and --allow-unpinned go with a URL; a local file is imported as it is")
+        entry = import_checkpoint(Path(path), name, **options)
     console.print(
         f"installed [bold]{name}[/] ({entry['resolution']}px, family {entry['family']}, "
         f"from {entry['lineage']['source_format']}) -> {entry['file']}  sha256 {entry['sha256'][:16]}…"
@@ -106,44 +168,66 @@ def import_command(
 @app.command("sample")
 def sample_command(
     model: str = typer.Argument(..., help="An installed model name or a .safetensors path."),
-    n: int = typer.Option(16, "--n", min=1, help="Number of images."),
-    seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the z samples."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Number of images (default 16)."),
+    seed: Optional[int] = typer.Option(None, "--seed", **SEED_RANGE, help="Seed of the z samples (default 0)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Instead of --n/--seed, NVIDIA-style seeds, e.g. 0-7,12: one "
+                                        "image per seed, also written alone as OUT-seedNNNN.png beside the grid."),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward the mean latent (1 = none)."),
-    noise: str = typer.Option("const", "--noise", help="'const' (stored maps, reproducible) or 'random'."),
+    noise: Noise = typer.Option(Noise.const, "--noise", help="const (stored maps, reproducible) or random."),
     out: Path = typer.Option(Path("grid.png"), "--out", help="Output grid image."),
     batch: int = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images per generator pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out (and the per-seed files) if they exist."),
 ):
-    """Write a grid of random samples."""
-    if noise not in ("const", "random"):
-        raise ZooError(f"--noise {noise!r}: use 'const' or 'random'")
-    check_free([out], force)
-    generator = load(model, device=pick_device(device)).generator
+    """Write a grid of random samples (and with --seeds, one file per seed)."""
+    if seeds is not None and (n is not None or seed is not None):
+        raise ZooError("--seeds names every image's seed; leave out --n and --seed")
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    per_seed = [out.with_name(f"{out.stem}-seed{value:04d}{out.suffix}") for value in seed_list or []]
+    check_free([out, *per_seed], force)
+    loaded = load(model, device=pick_device(device))
+    count = len(seed_list) if seed_list else n or 16
+    options = dict(truncation=truncation, noise=noise, batch_size=batch)
     with progress_bar() as progress:
-        task = progress.add_task(f"sampling {model}", total=n)
-        images = sample(
-            generator, n, seed=seed, truncation=truncation, noise=noise, batch_size=batch,
-            on_batch=lambda done: progress.advance(task, done),
-        )
-    save_image(grid(images), out, force=True)
-    console.print(f"wrote {n} samples of {model} to {out}")
+        task = progress.add_task(f"sampling {model}", total=count)
+        on_batch = lambda done: progress.advance(task, done)  # noqa: E731
+        if seed_list:
+            images = sample_seeds(loaded.generator, seed_list, **options, on_batch=on_batch)
+        else:
+            images = sample(loaded.generator, count, seed=seed or 0, **options, on_batch=on_batch)
+    provenance = {"command": "sample", "models": [model_provenance(loaded)], "truncation": truncation, "noise": noise}
+    with all_or_nothing() as written:
+        for image, value, path in zip(images, seed_list or [], per_seed):
+            written.append(save_image(image, path, force=True, provenance={**provenance, "seed": value}))
+        seeds_facts = {"seeds": seed_list} if seed_list else {"seed": seed or 0, "n": count}
+        written.append(save_image(grid(images), out, force=True, provenance={**provenance, **seeds_facts}))
+    console.print(f"wrote {count} samples of {model} to {out}" + (f" and {len(per_seed)} per-seed files beside it" if per_seed else ""))
 
 
 @app.command("info")
 def info_command(
-    model: str = typer.Argument(..., help="A domain, an installed model name or a .safetensors path."),
+    model: str = typer.Argument(..., help="A domain, an installed model name, a .safetensors path, or a .png zoo wrote."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Show a model's config, lineage, size and sha256, and its domain's data, recipe and weights."""
-    facts = describe(model)
+    """Show a model's config, lineage, size and sha256, and its domain's data, recipe and weights; or for an image zoo
+    wrote, its provenance (models and their sha256, seed, method, swap level, zoo version, training data licence)."""
+    facts = image_provenance(Path(model)) if model.lower().endswith(".png") else describe(model)
     if as_json:
-        console.print_json(json.dumps(facts))
+        print_json(facts)
         return
-    table = Table(title=model, show_header=False)
+    table = new_table("key", "value", title=model, show_header=False)
     for key, value in facts.items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
+
+
+def image_provenance(path: Path) -> dict:
+    if not path.is_file():
+        raise ZooError(f"{path}: no such image file")
+    provenance = read_provenance(path)
+    if provenance is None:
+        raise ZooError(f"{path}: holds no zoo provenance (zoo did not write it, or it was re-saved without its metadata)")
+    return provenance
 
 
 @app.command("list")
@@ -156,12 +240,10 @@ def list_command(
     """Domains from every plugin and installed models, with their state."""
     rows = domain_status(pattern, family, installed)
     if as_json:
-        console.print_json(json.dumps(rows))
+        print_json(rows)
         return
-    table = Table(title="zoo domains")
     columns = ("domain", "family", "resolution", "base", "state", "plugin", "version")
-    for column in columns:
-        table.add_column("px" if column == "resolution" else column, no_wrap=column in ("domain", "state"))
+    table = new_table(*("px" if column == "resolution" else column for column in columns), title="zoo domains")
     for row in rows:
         table.add_row(*("" if row[key] is None else str(row[key]) for key in columns))
     console.print(table)
@@ -172,11 +254,9 @@ def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JS
     """Loaded plugins, their hooks and versions, and any plugin that failed to load."""
     rows = plugin_listing()
     if as_json:
-        console.print_json(json.dumps(rows))
+        print_json(rows)
         return
-    table = Table(title="zoo plugins")
-    for column in ("plugin", "distribution", "version", "hooks", "problems"):
-        table.add_column(column, overflow="fold")
+    table = new_table("plugin", "distribution", "version", "hooks", "problems", title="zoo plugins")
     for row in rows:
         table.add_row(row["name"], row["distribution"] or "", row["version"] or "", ", ".join(row["hooks"]),
                       "\n".join(row["problems"]) or "ok")
@@ -258,9 +338,15 @@ def setting_options(config_class) -> dict:
     """name -> (type, option) for each field of a settings dataclass declared with a flag (`training.setting`); None
     on the command line leaves the value to the recipe, else the field's default (`training.resolve_config`)."""
     types = typing.get_type_hints(config_class)
-    return {item.name: (Optional[types[item.name]], typer.Option(None, item.metadata["flag"], help=item.metadata["help"],
-                                                                 **item.metadata["limits"]))
+    return {item.name: (Optional[setting_type(item, types)], typer.Option(None, item.metadata["flag"], help=item.metadata["help"],
+                                                                          **item.metadata["limits"]))
             for item in dataclasses.fields(config_class) if "flag" in item.metadata}  # fmt: skip
+
+
+def setting_type(item: dataclasses.Field, types: dict) -> type:
+    """A setting's option type: an enum of its choices (listed in --help, completed in the shell), else its field's."""
+    choices = item.metadata["choices"]
+    return choice(item.name.title().replace("_", ""), choices) if choices else types[item.name]
 
 
 def setting_flag(name: str) -> str:
@@ -277,8 +363,10 @@ TRAINING_OPTIONS = {  # name -> (type, option): TrainConfig's settings, then how
     "force": (bool, typer.Option(False, "--force", help="Replace an installed model of the same name.")),
     "device": (str, typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: the local GPU).")),
     "gpus": (int, typer.Option(1, "--gpus", min=1, help="Processes (GPUs) to train with; re-launches under torchrun.")),
+    "log": (Optional[LogSink], typer.Option(None, "--log", help="Also log losses, augmentation p and sample grids for "
+                                            f"TensorBoard, in RUN_DIR/{TENSORBOARD_DIR} (metrics.jsonl is always written).")),
 }
-RUN_OPTIONS = ("keep_discriminator", "resume", "force", "device", "gpus")
+RUN_OPTIONS = ("keep_discriminator", "resume", "force", "device", "gpus", "log")
 with_training_options = with_options(TRAINING_OPTIONS, "training", dict)
 
 
@@ -292,18 +380,28 @@ def run_training(planner, training: dict) -> None:
         raise ZooError(f"{setting_flag(error.setting)} {error.problem}") from None
     if run["gpus"] > 1 and "RANK" not in os.environ:
         relaunch_with_torchrun(run["gpus"])
-    with training_progress(plan.name) as progress:
+    with training_progress(plan.name) as progress, training_sinks(run["log"], plan.name) as sinks:
         result, entry = train_and_install(
             plan.name, plan.config, plan.data, base=plan.base, model_config=plan.model_config, include=plan.include,
             force=run["force"], family=plan.family, resume=run["resume"], device=None if run["device"] == "auto" else run["device"],
             progress=progress, command=shlex.join(["zoo", *sys.argv[1:]]), keep_discriminator=run["keep_discriminator"],
-            data_license=plan.data_license,
+            data_license=plan.data_license, sinks=sinks,
         )  # fmt: skip
     if entry is not None:
         console.print(
             f"installed [bold]{plan.name}[/] ({entry['resolution']}px, family {entry['family']}) after {result.steps} steps "
             f"in {result.wall_time_seconds / 60:.1f} min -> {entry['file']}; run directory {result.run_dir}"
         )
+
+
+@contextlib.contextmanager
+def training_sinks(log: Optional[LogSink], name: str):
+    """The sinks --log asks for, open for the run (on rank 0 only: the other processes write nothing)."""
+    if log is None or int(os.environ.get("RANK", "0")) != 0:
+        yield []
+        return
+    with TensorBoardSink(Registry().run_dir(name) / TENSORBOARD_DIR) as sink:
+        yield [sink]
 
 
 def relaunch_with_torchrun(processes: int) -> None:
@@ -421,7 +519,7 @@ def parse_resolutions(text: str) -> list[int]:
 
 
 INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings' fields
-    "method": (str, typer.Option("bounded", "--method", help="bounded (the paper's SeFa-bounded search), projection (StyleGAN2's), "
+    "method": (Method, typer.Option(Method.bounded, "--method", help="bounded (the paper's SeFa-bounded search), projection (StyleGAN2's), "
                                  "encoder (one pass of the model's trained encoder) or hybrid (encoder, then --steps under a prior).")),
     "encoder": (Optional[str], typer.Option(None, "--encoder", help="encoder/hybrid: an installed encoder (default: the one made for the model).")),
     "prior_weight": (float, typer.Option(0.01, "--prior-weight", min=0.0, help="hybrid: weight of the Gaussian prior on W.")),
@@ -431,9 +529,9 @@ INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings
     "w_plus": (bool, typer.Option(False, "--w-plus", help="One latent per layer (W+) instead of one w.")),
     "optimize_noise": (Optional[bool], typer.Option(None, "--optimize-noise/--no-optimize-noise",
                                                     help="Optimise noise maps (default: projection only).")),
-    "perceptual": (str, typer.Option("auto", "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none.")),
-    "pixel_loss": (str, typer.Option("l1", "--pixel-loss", help="l1 or l2.")),
-    "precision": (str, typer.Option("auto", "--precision", help="Synthesis while optimising: auto (bfloat16 where the CPU/GPU "
+    "perceptual": (Perceptual, typer.Option(Perceptual.auto, "--perceptual", help="auto (LPIPS-VGG if its weights are here, else SSIM), lpips-vgg, ssim, none.")),
+    "pixel_loss": (PixelLoss, typer.Option(PixelLoss.l1, "--pixel-loss", help="l1 or l2.")),
+    "precision": (Precision, typer.Option(Precision.auto, "--precision", help="Synthesis while optimising: auto (bfloat16 where the CPU/GPU "
                                     "computes it natively and faster, else float32), float32 or bfloat16.")),
 }
 BATCH_OPTION = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Images inverted together.")
@@ -490,7 +588,7 @@ def translate_command(
     target: str = typer.Option(..., "--to", help="The domain to translate into, or 'all' for every domain of the family."),
     out: Path = typer.Option(Path("out"), "--out", help="Output folder."),
     swap: Optional[int] = typer.Option(None, "--swap", min=0, help="Layer swap l (0 = none; default: the target's recipe)."),
-    swap_mode: str = typer.Option("weights", "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
+    swap_mode: SwapMode = typer.Option(SwapMode.weights, "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
     styles: int = typer.Option(0, "--styles", min=0, help="Also N outputs with random appearance codes (multi-modal)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Also an output with this target-domain image's appearance."),
     appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
@@ -500,7 +598,7 @@ def translate_command(
     latent: Optional[list[Path]] = typer.Option(None, "--latent", help="Latent files from `zoo invert` instead of images."),
     paste_back: bool = typer.Option(False, "--paste-back", help="Also each translation warped back into its photo (NAME-pasted.png)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch: int = BATCH_OPTION,
     settings: InversionSettings = None,
     alignment: AlignSettings = None,
@@ -536,8 +634,9 @@ def invert_command(
     out: Path = typer.Option(Path("out"), "--out", help="Output folder for latents and reconstructions."),
     seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the inversion's random draws."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch: int = BATCH_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the per-image scores and files as JSON instead of a table."),
     settings: InversionSettings = None,
     alignment: AlignSettings = None,
 ):
@@ -556,15 +655,22 @@ def invert_command(
                                    on_step=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     scores = reconstruction_scores(result.reconstructions.cpu(), images)
-    table = Table(title=f"{domain}: {settings.method} inversion, {settings.steps} steps")
-    for column in ("image", "SSIM", "L1 (0-255)", "latent", "reconstruction"):
-        table.add_column(column)
+    provenance = {"command": "invert", "models": [model_provenance(model)], "method": settings.method, "steps": settings.steps,
+                  "seed": seed}  # fmt: skip
     with all_or_nothing() as written:
         for index, label in enumerate(loaded.labels):
             written.append(save_latent(latent_paths[index], result, index, model=model, source=label, force=True))
-            written.append(save_image(result.reconstructions[index], image_paths[index], force=True))
-    for index, label in enumerate(loaded.labels):
-        table.add_row(label, f"{scores['ssim'][index]:.4f}", f"{scores['l1'][index]:.2f}", str(latent_paths[index]), str(image_paths[index]))
+            written.append(save_image(result.reconstructions[index], image_paths[index], force=True,
+                                      provenance={**provenance, "input": label}))  # fmt: skip
+    rows = [{"image": label, "ssim": float(scores["ssim"][index]), "l1": float(scores["l1"][index]),
+             "latent": str(latent_paths[index]), "reconstruction": str(image_paths[index])} for index, label in enumerate(loaded.labels)]  # fmt: skip
+    if as_json:
+        print_json({"domain": domain, "method": settings.method, "steps": settings.steps, "images": rows})
+        return
+    table = new_table("image", "SSIM", "L1 (0-255)", "latent", "reconstruction", right=("SSIM", "L1 (0-255)"),
+                      title=f"{domain}: {settings.method} inversion, {settings.steps} steps")  # fmt: skip
+    for row in rows:
+        table.add_row(row["image"], f"{row['ssim']:.4f}", f"{row['l1']:.2f}", row["latent"], row["reconstruction"])
     console.print(table)
     console.print(f"mean SSIM {scores['ssim'].mean():.4f}, mean L1 {scores['l1'].mean():.2f} (0-255) over {len(names)} image(s)")
 
@@ -577,9 +683,9 @@ def demo_command(
     styles: int = typer.Option(4, "--styles", min=1, help="Random appearance codes per domain (multi-modal)."),
     steps: int = typer.Option(300, "--steps", min=1, help="Inversion steps."),
     samples: int = typer.Option(256, "--samples", min=1, help="z samples per model for the distance matrix."),
-    metric: str = typer.Option("auto", "--metric", help="Distance metric (auto: lpips-alex if its weights are here, else ssim)."),
+    metric: str = typer.Option("auto", "--metric", autocompletion=complete_metric, help="Distance metric (auto: lpips-alex if its weights are here, else ssim)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Translate held-out images of a family's base into every domain, with multi-modal, reference-guided and distance views."""
     settings = DemoSettings(family=family, inputs=inputs, styles=styles, steps=steps, samples=samples, metric=metric)
@@ -597,13 +703,15 @@ def distance_matrix_command(
     variants: Optional[str] = typer.Option(None, "--variants", help="A fine-tuned domain: its base, FT, FC-FT and FC-FT-LS models (Table I)."),
     ft: Optional[str] = typer.Option(None, "--ft", help="With --variants: the domain's model fine-tuned without FreezeFC (the FT row)."),
     samples: int = typer.Option(2000, "--samples", min=1, help="Shared z samples, rendered by every model (the paper's 2000)."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", autocompletion=complete_metric,
+                               help="lpips-alex (the paper's), lpips-vgg, ssim, l1, l2 or a plugin's (`zoo plugins`)."),
     seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the z samples."),
     batch: int = typer.Option(16, "--batch", min=1, max=MAX_BATCH, help="Samples per generator pass."),
     truncation: float = typer.Option(1.0, "--truncation", min=0.0, help="Truncation toward each model's mean latent (1 = none)."),
     out: Path = typer.Option(Path("distance-matrix"), "--out", help="Writes PREFIX.csv, PREFIX.json and a heatmap PREFIX.png."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the matrix as JSON (as PREFIX.json holds it) instead of a table."),
 ):
     """Model distances (the paper's Eq. 1): the mean distance between two models' images of the same z, for every pair."""
     if ft and not variants:
@@ -621,17 +729,17 @@ def distance_matrix_command(
     with progress_bar() as progress:
         task = progress.add_task(f"{samples} samples", total=samples)
         result = compute(on_batch=lambda done: progress.advance(task, done))
+    save_distance_matrix(result, out, force=force)
+    if as_json:
+        print_json(result.to_dict())
+        return
     console.print(variants_table(result) if variants else matrix_table(result))
     console.print(distance_note(result), markup=False)
-    save_distance_matrix(result, out, force=force)
     console.print(f"wrote {', '.join(str(path) for path in paths)}")
 
 
 def matrix_table(result: DistanceMatrix) -> Table:
-    table = Table()
-    table.add_column("")
-    for name in result.names:
-        table.add_column(name, justify="right")
+    table = new_table("", *result.names, right=tuple(result.names))
     for row, name in enumerate(result.names):
         table.add_row(name, *(distance_cell(result, row, column) for column in range(len(result.names))))
     return table
@@ -639,9 +747,8 @@ def matrix_table(result: DistanceMatrix) -> Table:
 
 def variants_table(result: DistanceMatrix) -> Table:
     """The paper's Table I for one domain: each variant's distance to the base (the first model)."""
-    table = Table()
-    table.add_column("variant")
-    table.add_column(f"distance to {result.names[0]}", justify="right")
+    distance = f"distance to {result.names[0]}"
+    table = new_table("variant", distance, right=(distance,))
     for column, name in enumerate(result.names):
         table.add_row(name, distance_cell(result, 0, column))
     return table
@@ -664,9 +771,10 @@ def eval_command(
     target: str = typer.Option(..., "--to", help="Domain(s) to translate into, comma-separated: one inversion serves them all."),
     inputs: str = typer.Option(..., "--inputs", help="A folder (or image) of --from inputs, or 'test-split': --from's bundled "
                                "images that --to's training split leaves out (the emoji family's held-out emoji)."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="lpips-alex (the paper's), lpips-vgg, ssim, l1 or l2 (`zoo plugins`)."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", autocompletion=complete_metric,
+                               help="lpips-alex (the paper's), lpips-vgg, ssim, l1, l2 or a plugin's (`zoo plugins`)."),
     swap: Optional[str] = typer.Option(None, "--swap", help="Layer swap level(s) l, comma-separated (0 = none; default: the recipe's)."),
-    swap_mode: str = typer.Option("weights", "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
+    swap_mode: SwapMode = typer.Option(SwapMode.weights, "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
     styles: int = typer.Option(2, "--styles", min=0, help="Outputs per input with random appearance codes, for their diversity."),
     appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
     truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation of random appearance codes (default: recipe)."),
@@ -675,15 +783,17 @@ def eval_command(
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="--to images named like the inputs (default: --to's bundled data)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Evaluate a random subset of N inputs (seeded)."),
     seed: int = typer.Option(0, "--seed", **SEED_RANGE, help="Seed of the inversion, appearance codes, diversity pairs and --limit."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and each input's) as JSON."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and each input's) as JSON to "
+                                             "this file; '-' prints it instead of the tables."),
     force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch: int = BATCH_OPTION,
     settings: InversionSettings = None,
     alignment: AlignSettings = None,
 ):
     """Translate inputs and measure the outputs as the paper's Tables II and III do, plus paired ground truth."""
-    if json_path:
+    to_stdout = json_path == Path("-")
+    if json_path and not to_stdout:
         check_free([json_path], force)
     swaps = [None] if swap is None else parse_levels(swap)
     jobs = [
@@ -704,10 +814,12 @@ def eval_command(
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(prepared[0].files)} image(s) in {source}", total=None)
         results = run_evaluations(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
+    if to_stdout:
+        print_json(results[0].to_dict() if len(results) == 1 else [result.to_dict() for result in results])
+        return
     for result in results:
-        table = Table(title=f"{source} -> {result.target}: {len(result.inputs)} inputs, swap l={result.translation['swap']}")
-        for column, justify in (("measure", "left"), ("value", "right"), ("metric", "left")):
-            table.add_column(column, justify=justify)
+        table = new_table("measure", "value", "metric", right=("value",),
+                          title=f"{source} -> {result.target}: {len(result.inputs)} inputs, swap l={result.translation['swap']}")  # fmt: skip
         for row in summary_rows(result):
             table.add_row(*row)
         console.print(table)

@@ -26,7 +26,7 @@ from .distance import MAX_SAMPLES, DistanceMatrix, distance_matrix, load_named, 
 from .domains import DomainSpec
 from .errors import ZooError, check_in_range
 from .evaluation import held_out_inputs
-from .images import load_images, save_image
+from .images import load_images, model_provenance, save_image
 from .inversion import InversionSettings, StepCallback, invert, invert_in_batches, resolve_perceptual
 from .metrics import backbone_file
 from .plugins import registered_domains
@@ -124,7 +124,10 @@ def run_demo(
     size = models[players.base].info.config.size
     images = load_images(players.inputs, size)
     result = invert_in_batches(models[players.base], images, inversion, seed=settings.seed, on_step=on_step)
-    page = Page(out, players, settings)
+    provenance = {"command": "demo", "models": [model_provenance(model) for model in models.values()], "method": inversion.method,
+                  "steps": inversion.steps, "seed": settings.seed,
+                  "swap": {name: translation_options(name).swap for name in players.targets}}  # fmt: skip
+    page = Page(out, players, settings, provenance)
     page.add_inputs(images, result.reconstructions.cpu())
     for name in players.targets:
         renderer = Renderer(models[players.base].generator, models[name].generator, translation_options(name, seed=settings.seed))
@@ -158,14 +161,14 @@ def reference_for(players: Cast, target: str, size: int) -> torch.Tensor | None:
 class Page:
     """index.html and its images, built section by section."""
 
-    def __init__(self, out: Path, players: Cast, settings: DemoSettings):
-        self.out, self.players, self.settings = out, players, settings
+    def __init__(self, out: Path, players: Cast, settings: DemoSettings, provenance: dict):
+        self.out, self.players, self.settings, self.provenance = out, players, settings, provenance
         self.translation_columns: dict[str, list[str]] = {}
         self.style_rows: list[str] = []
         self.reference_rows: list[str] = []
 
     def image(self, tensor: torch.Tensor, name: str) -> str:
-        save_image(tensor, self.out / "images" / f"{name}.png", force=True)
+        save_image(tensor, self.out / "images" / f"{name}.png", force=True, provenance={**self.provenance, "image": name})
         return f'<img src="images/{html.escape(name)}.png" alt="{html.escape(name)}">'
 
     def add_inputs(self, images: torch.Tensor, reconstructions: torch.Tensor) -> None:

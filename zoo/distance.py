@@ -22,8 +22,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ZooError, check_in_range
-from .files import atomic_path, atomic_write_bytes, sha256_file
-from .images import MAX_BATCH, check_free
+from .files import atomic_write_bytes, sha256_file
+from .images import MAX_BATCH, check_free, save_image
 from .metrics import Metric, get_metric
 from .model import Generator
 from .registry import Registry, load
@@ -270,9 +270,15 @@ def save_distance_matrix(result: DistanceMatrix, prefix: str | Path, *, force: b
     csv_path, json_path, png_path = output_paths(prefix, force=force)
     atomic_write_bytes(csv_path, to_csv(result).encode("utf-8"))
     atomic_write_bytes(json_path, (json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
-    with atomic_path(png_path) as tmp:
-        heatmap(result).save(tmp, format="PNG")
+    save_image(heatmap(result), png_path, force=True, provenance=heatmap_provenance(result))
     return [csv_path, json_path, png_path]
+
+
+def heatmap_provenance(result: DistanceMatrix) -> dict:
+    models = [{"name": name, "family": family, "sha256": sha256}
+              for name, family, sha256 in zip(result.names, result.families, result.sha256)]  # fmt: skip
+    return {"command": "distance-matrix", "models": models, "metric": result.metric, "samples": result.samples,
+            "seed": result.seed, "truncation": result.truncation}  # fmt: skip
 
 
 def to_csv(result: DistanceMatrix) -> str:

@@ -1,5 +1,6 @@
 """Published weights: `pull` downloads a domain's declared file (or takes a local copy), verifies its sha256 and its
-format, imports it and registers it. Downloads stream into a temporary file that is removed whatever happens.
+format, imports it and registers it; `import_url` (`zoo import URL`) downloads any file the user names and imports
+it. Downloads stream into a temporary file that is removed whatever happens.
 
 Only https URLs are fetched (redirects included); `file:` URLs only when ZOO_TEST_FILE_URLS=1, which exists for
 zoo's own tests. Weights without a declared sha256 are refused unless the user gives one (`sha256=`, `--sha256`) or
@@ -145,6 +146,41 @@ def pull(
         f"could not download {'; '.join(failures)}; fetch the file elsewhere and run `zoo pull {name} --file PATH` "
         f"(or {alternative})"
     )
+
+
+def is_url(text: str) -> bool:
+    return "://" in str(text)
+
+
+def import_url(
+    url: str,
+    name: str,
+    *,
+    sha256: str | None = None,
+    allow_unpinned: bool = False,
+    force: bool = False,
+    on_start: Callable[[int | None], None] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+    **import_options,
+) -> dict:
+    """Download `url` (https only; its content must have `sha256` unless `allow_unpinned`) and `import_checkpoint` it
+    as `name` with `import_options`; returns the registry entry."""
+    from .importers import import_checkpoint
+
+    check_url(url)
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ZooError(f"--sha256 {sha256!r}: not 64 hex digits")
+    if sha256 is None and not allow_unpinned:
+        raise ZooError(f"{url}: pass the file's hash with --sha256 HEX so zoo can tell it from another file, or accept "
+                       "whatever the URL serves with --allow-unpinned")  # fmt: skip
+    Registry().check_free(name, force)  # before a download that may take long
+    with tempfile.TemporaryDirectory(dir=_ensure(zoo_home() / "downloads")) as scratch:
+        local = Path(scratch) / "download"
+        try:
+            download(url, local, expected_sha256=sha256, on_start=on_start, on_chunk=on_chunk)
+        except ConnectionError as error:
+            raise ZooError(f"could not download {url} ({error}); fetch it elsewhere and run `zoo import PATH --name {name}`") from None
+        return import_checkpoint(local, name, force=force, source=url, **import_options)
 
 
 def _expected_sha256(name: str, weights, sha256: str | None, allow_unpinned: bool) -> str | None:

@@ -1,19 +1,28 @@
-"""Image tensors <-> files. Generator images are (B, 3, H, W) floats in [-1, 1]."""
+"""Image tensors <-> files. Generator images are (B, 3, H, W) floats in [-1, 1].
+
+Every image zoo writes goes through `save_image`, which stores the image's provenance (the models that made it with
+their sha256 and training data's licence, seed, method, swap level, zoo's version, ...) as a PNG text chunk that
+`read_provenance` (and `zoo info IMAGE.png`) reads back.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import math
+import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
 
+from . import __version__
 from .data import images_to_float, list_image_files, model_input_pixels
 from .errors import ZooError
-from .files import atomic_path
+from .files import atomic_path, sha256_file
 
 MAX_BATCH = 4096  # images generated (or inverted) together
 MEMORY_BUDGET_BYTES = 4 << 30  # images held in memory at once by one command (float32): refuse, do not swap or crash
@@ -76,17 +85,65 @@ def labelled_grid(
     return canvas
 
 
-def save_image(image: torch.Tensor, path: str | Path, force: bool = False) -> Path:
-    """Save one (3, H, W) image atomically; the format follows the suffix (png, jpg, webp)."""
+PROVENANCE_KEY = "zoo:provenance"  # the PNG text chunk holding an image's provenance as JSON
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | Path, force: bool = False, provenance: dict | None = None) -> Path:
+    """Save one (3, H, W) image (or a PIL figure) atomically; the format follows the suffix (png, jpg, webp). A PNG
+    holds `provenance` (see `model_provenance`) and zoo's version as text metadata."""
     path = Path(path)
     if path.exists() and not force:
         raise ZooError(f"{path}: already exists; pass --force to overwrite it or choose another --out")
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
         raise ZooError(f"{path}: unknown image type {path.suffix!r}; use .png, .jpg or .webp")
+    options = {"pnginfo": png_text(provenance or {})} if image_format == "PNG" else {}
     with atomic_path(path) as tmp:
-        to_pil(image).save(tmp, format=image_format)
+        (image if isinstance(image, Image.Image) else to_pil(image)).save(tmp, format=image_format, **options)
     return path
+
+
+def png_text(provenance: dict) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", f"zoo {__version__}")
+    info.add_itxt(PROVENANCE_KEY, json.dumps({"zoo_version": __version__, **provenance}))
+    return info
+
+
+def model_provenance(model) -> dict:
+    """What an image made by a loaded model (a ZooModel) records of it: name, family, file sha256, training data's
+    licence (None when the model's lineage does not record one, e.g. an imported checkpoint)."""
+    info = model.info
+    return {"name": info.domain, "family": info.family, "sha256": cached_sha256(str(info.path)),
+            "data_license": info.lineage.get("data_license")}  # fmt: skip
+
+
+def cached_sha256(path: str) -> str:
+    stat = os.stat(path)
+    return _sha256_of_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of_version(path: str, mtime_ns: int, size: int) -> str:  # one hash per file version, not per image
+    return sha256_file(path)
+
+
+def read_provenance(path: str | Path) -> dict | None:
+    """The provenance a PNG written by zoo holds, or None for an image without it."""
+    try:
+        with Image.open(path) as image:
+            text = getattr(image, "text", {}).get(PROVENANCE_KEY)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ZooError(f"{path}: not a readable image ({type(error).__name__}); give a PNG written by zoo") from None
+    if text is None:
+        return None
+    try:
+        provenance = json.loads(text)
+    except json.JSONDecodeError:
+        raise ZooError(f"{path}: its {PROVENANCE_KEY} metadata is not JSON; the file was altered after zoo wrote it") from None
+    if not isinstance(provenance, dict):
+        raise ZooError(f"{path}: its {PROVENANCE_KEY} metadata is not an object; the file was altered after zoo wrote it")
+    return provenance
 
 
 @contextlib.contextmanager

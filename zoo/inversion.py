@@ -48,6 +48,7 @@ from .metrics import Metric, backbone_file, get_metric, ssim
 from .model import Generator
 
 PERCEPTUAL_CHOICES = ("auto", "lpips-vgg", "ssim", "none")
+PIXEL_LOSSES = ("l1", "l2")
 INVERSION_METHODS = ("bounded", "projection", "encoder", "hybrid")  # the last two: zoo/encoder.py
 LATENT_FORMAT = "zoo-latent"
 LATENT_FORMAT_VERSION = "1"
@@ -165,7 +166,7 @@ class InversionSettings:
         for name in ("noise_regularize", "pixel_weight", "perceptual_weight", "perturbation"):
             check_in_range(name, getattr(self, name), 0.0, sys.float_info.max)
         check_in_range("--prior-weight", self.prior_weight, 0.0, sys.float_info.max)
-        if self.pixel_loss not in ("l1", "l2"):
+        if self.pixel_loss not in PIXEL_LOSSES:
             raise ZooError(f"--pixel-loss {self.pixel_loss!r}: use l1 or l2")
         if self.perceptual not in PERCEPTUAL_CHOICES:
             raise ZooError(f"--perceptual {self.perceptual!r}: use one of {', '.join(PERCEPTUAL_CHOICES)}")

@@ -151,9 +151,10 @@ def check_paste_back(crops: list[Crop] | None, targets: list[str]) -> None:
         raise ZooError("--paste-back puts one translation back into each photo; use it with a single --to")
 
 
-def paste_translations(crops: list[Crop], per_input: list[list[Path]], rows: torch.Tensor) -> list[Path]:
+def paste_translations(crops: list[Crop], per_input: list[list[Path]], rows: torch.Tensor,
+                       provenance: dict | None = None) -> list[Path]:  # fmt: skip
     """Each translation (rows: (N, columns, 3, H, W)) pasted back into its photo, at the photo's size, as
-    NAME-pasted.png next to the translation's file. The written files, all or none."""
+    NAME-pasted.png next to the translation's file, recording `provenance`. The written files, all or none."""
     photos: dict[Path, np.ndarray] = {}
     with all_or_nothing() as written:
         for crop, images, paths in zip(crops, rows, per_input):
@@ -161,5 +162,6 @@ def paste_translations(crops: list[Crop], per_input: list[list[Path]], rows: tor
             for image, path in zip(images, paths):
                 translated = Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy()).resize((crop.transform.size,) * 2, Image.Resampling.LANCZOS)
                 pasted = paste_back(photo, np.array(translated), crop.transform)
-                written.append(save_image(images_to_float(torch.from_numpy(pasted).permute(2, 0, 1)), pasted_path(path), force=True))
+                written.append(save_image(images_to_float(torch.from_numpy(pasted).permute(2, 0, 1)), pasted_path(path), force=True,
+                                          provenance={**(provenance or {}), "pasted_into": crop.photo.name}))  # fmt: skip
     return written

@@ -20,7 +20,7 @@ import torch
 from .checkpoint import ZooModel
 from .domains import Recipe
 from .errors import ZooError, check_in_range
-from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, save_image
+from .images import MAX_BATCH, all_or_nothing, check_free, grid, load_images, model_provenance, save_image
 from .inversion import InversionResult, InversionSettings, SavedLatent, StepCallback, invert, invert_in_batches, load_latent
 from .model import Generator
 from .photos import AlignSettings, Crop, check_paste_back, load_inputs, paste_translations, pasted_path
@@ -306,11 +306,30 @@ def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | Non
         reference = invert(target, prepared.reference_image, job.inversion, seed=job.seed).latents
     rows = {name: render_rows(renderer, content.latents, content.noise, job.styles, reference)
             for name, renderer in prepared.renderers.items()}  # fmt: skip
+    provenance = translation_provenance(prepared)
     with all_or_nothing() as written:
-        written += write_outputs(job, prepared.plan, content, rows)
+        written += write_outputs(job, prepared.plan, content, rows, provenance)
         if job.paste_back:
-            written += paste_translations(prepared.crops, prepared.plan.per_input, rows[job.targets[0]])
+            written += paste_translations(prepared.crops, prepared.plan.per_input, rows[job.targets[0]], provenance)
     return written
+
+
+def translation_provenance(prepared: PreparedTranslation) -> dict:
+    """What each output image records of how it was made (`zoo info IMAGE.png` shows it)."""
+    job, inversion = prepared.job, prepared.job.inversion
+    content = ({"latent_files": [path.name for path in job.latent_files]} if job.latent_files
+               else {"method": inversion.method if inversion else None, "steps": inversion.steps if inversion else None})  # fmt: skip
+    return {
+        "command": "translate",
+        "source": model_provenance(prepared.source),
+        "models": [model_provenance(model) for model in prepared.targets.values()],
+        "swap": {name: renderer.options.swap for name, renderer in prepared.renderers.items()},
+        "swap_mode": job.swap_mode,
+        "seed": job.seed,
+        "styles": job.styles,
+        "reference": job.reference.name if job.reference is not None else None,
+        **content,
+    }
 
 
 @dataclass
@@ -358,27 +377,32 @@ def render_rows(renderer: Renderer, latents: torch.Tensor, noise, styles: int, r
     return torch.cat(columns, dim=1).cpu()
 
 
-def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor]) -> list[Path]:
+def write_outputs(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor],
+                  provenance: dict) -> list[Path]:  # fmt: skip
     with all_or_nothing() as written:
-        write_planned(job, plan, content, rows, written)
+        write_planned(job, plan, content, rows, written, provenance)
     return written
 
 
-def write_planned(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor], written: list[Path]) -> None:
+def write_planned(job: TranslationJob, plan: OutputPlan, content: Inputs, rows: dict[str, torch.Tensor], written: list[Path],
+                  provenance: dict) -> None:  # fmt: skip
     job.out.mkdir(parents=True, exist_ok=True)
     inputs = content.images.cpu() if content.images is not None else None
-    for index in range(len(content.stems)):
+    for index, stem in enumerate(content.stems):
+        facts = {**provenance, "input": stem}
         if len(job.targets) > 1:
             per_target = [rows[name][index] for name in job.targets]
             if inputs is not None:
                 per_target = [torch.cat([inputs[index][None], images]) for images in per_target]
             images = torch.stack(per_target)
-            written.append(save_image(grid(images.flatten(0, 1), nrow=images.shape[1]), plan.per_input[index][0], force=True))
+            written.append(save_image(grid(images.flatten(0, 1), nrow=images.shape[1]), plan.per_input[index][0], force=True,
+                                      provenance=facts))  # fmt: skip
             continue
         for image, path in zip(rows[job.targets[0]][index], plan.per_input[index]):
-            written.append(save_image(image, path, force=True))
+            written.append(save_image(image, path, force=True, provenance=facts))
     if plan.grid:  # one row per input: its outputs, or with several targets each target's first output
         table = rows[job.targets[0]] if len(job.targets) == 1 else torch.stack([rows[name][:, 0] for name in job.targets], 1)
         if inputs is not None:
             table = torch.cat([inputs[:, None], table], dim=1)
-        written.append(save_image(grid(table.flatten(0, 1), nrow=table.shape[1]), plan.grid, force=True))
+        written.append(save_image(grid(table.flatten(0, 1), nrow=table.shape[1]), plan.grid, force=True,
+                                  provenance={**provenance, "inputs": content.stems}))  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from ..devices import check_precision
+from ..devices import PRECISIONS, check_precision
 from ..errors import SettingError
 from ..sampling import SEED_RANGE
 
@@ -18,10 +18,10 @@ AUGMENT_MODES = ("auto", "ada", "diffaug", "off")
 RESUMABLE_CHANGES = ("iters", "snapshot_every", "sample_every", "log_every", "amp", "precision")
 
 
-def setting(default, flag: str, help: str, **limits):
-    """A TrainConfig field that the training commands take as FLAG (None there: the recipe's, else `default`); `limits`
-    are the option's bounds (min, max)."""
-    return field(default=default, metadata={"flag": flag, "help": help, "limits": limits})
+def setting(default, flag: str, help: str, choices: tuple[str, ...] | None = None, **limits):
+    """A TrainConfig field that the training commands take as FLAG (None there: the recipe's, else `default`); the
+    option accepts only `choices` when given (listed in --help); `limits` are its bounds (min, max)."""
+    return field(default=default, metadata={"flag": flag, "help": help, "choices": choices, "limits": limits})
 
 
 @dataclass
@@ -46,7 +46,7 @@ class TrainConfig:
     ema_kimg: float = 10.0  # EMA half-life in thousands of images: rosinality's 0.5 ** (32 / 10_000) at batch 32
     ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far (ADA); 0 disables
     mirror: bool = True  # flip real images horizontally at random (rosinality's RandomHorizontalFlip)
-    augment: str = setting("auto", "--augment", "auto (ADA below 5000 images), ada, diffaug or off.")
+    augment: str = setting("auto", "--augment", "auto (ADA below 5000 images), ada, diffaug or off.", AUGMENT_MODES)
     augment_auto_below: int = 5000
     ada_target: float = 0.6
     ada_interval: int = 4
@@ -63,7 +63,7 @@ class TrainConfig:
     # Without CUDA AMP: the dtype of G's synthesis and D's blocks in the adversarial steps ('auto': bfloat16 where the
     # hardware computes it natively). Weights, styles, demodulation, losses, R1, path length, Adam and EMA stay float32.
     precision: str = setting("auto", "--precision", "auto (bfloat16 convolutions where the CPU/GPU computes them natively and "
-                             "faster, else float32), float32 or bfloat16; weights and optimiser stay float32.")
+                             "faster, else float32), float32 or bfloat16; weights and optimiser stay float32.", PRECISIONS)
 
     def __post_init__(self):
         self.betas = tuple(float(beta) for beta in self.betas)

@@ -4,11 +4,12 @@ before training what installing would refuse after it (`registry.check_installab
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from ..checkpoint import ZooModel
+from ..logging_sinks import TrainingSink
 from ..model import ModelConfig
 from ..registry import Registry, RegistryEntry, check_installable, install_model
 from .config import TrainConfig
@@ -72,6 +73,7 @@ def train_and_install(
     registry: Registry | None = None,
     keep_discriminator: bool = True,
     data_license: str | None = None,
+    sinks: Sequence[TrainingSink] = (),
 ) -> tuple[TrainResult, RegistryEntry | None]:
     """`zoo train-base` / `zoo add-domain` in one call: refuse early, train, install (rank 0); (result, entry)."""
     keeps_mapping_of = base.info.family if base is not None and config.freeze_fc else None
@@ -80,7 +82,7 @@ def train_and_install(
                       registry=registry)  # fmt: skip
     result = train(
         config, data_root, run_dir or default_run_dir(name), model_config=model_config, base=base, resume=resume, include=include,
-        device=device, progress=progress,
+        device=device, progress=progress, sinks=sinks, provenance={"model": name, "data_license": data_license},
     )  # fmt: skip
     if not result.is_main_process:
         return result, None

@@ -35,7 +35,9 @@ class MetricsLog:
             atomic_write_bytes(self.path, "".join(kept).encode("utf-8"))
 
 
-def write_samples(run_dir: Path, step: int, generator: Generator, seed: int) -> Path:
-    """A grid of G_ema's images for a fixed set of latents (so grids of successive steps are comparable)."""
+def write_samples(run_dir: Path, step: int, generator: Generator, seed: int, provenance: dict | None = None) -> Path:
+    """A grid of G_ema's images for a fixed set of latents (so grids of successive steps are comparable); the PNG
+    records `provenance` with the step and seed."""
     images = sample(generator, SAMPLE_GRID_IMAGES, seed=seed)
-    return save_image(grid(images), Path(run_dir) / SAMPLES_DIR / f"{step:06d}.png", force=True)
+    return save_image(grid(images), Path(run_dir) / SAMPLES_DIR / f"{step:06d}.png", force=True,
+                      provenance={**(provenance or {}), "step": step, "seed": seed})  # fmt: skip

@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -40,6 +40,7 @@ from ..devices import dtype_name
 from ..errors import ZooError
 from ..files import sha256_file
 from ..home import recorded_path
+from ..logging_sinks import TrainingSink
 from ..model import Discriminator, Generator, ModelConfig
 from ..registry import Registry, load
 from .config import RESUMABLE_CHANGES, TrainConfig
@@ -149,13 +150,17 @@ def train(
     cache_dir: str | Path | None = None,
     include: Callable[[Path], bool] | None = None,
     progress: ProgressCallback | None = None,
+    sinks: Sequence[TrainingSink] = (),
+    provenance: dict | None = None,
 ) -> TrainResult:
     """Train from scratch (`model_config`) or fine-tune (`base`, e.g. from `load_base`) on the images in data_root
     (those `include(path)` accepts, when given).
 
     Under torchrun every process calls this; the batch is global, and only rank 0 writes files. With resume=True
     the run continues from run_dir's snapshot (if any); without it an existing snapshot is a ZooError, so no run is
-    overwritten by accident. The images are cached in cache_dir (default: run_dir/data).
+    overwritten by accident. The images are cached in cache_dir (default: run_dir/data). Besides metrics.jsonl and
+    the sample grids, rank 0 hands each logged step's metrics and each grid to `sinks` (zoo/logging_sinks.py); the
+    grids' PNGs record `provenance` (e.g. the model's name and data licence) with the run's base, step and seed.
     """
     if (model_config is None) == (base is None):
         raise ValueError("give model_config (train from scratch) or base (fine-tune), not both or neither")
@@ -178,7 +183,9 @@ def train(
             run.wall_time_before = snapshot["wall_time_seconds"]
         elif resume:
             warnings.warn(f"{run_dir}: no snapshot to resume from; starting a new run", stacklevel=2)
-        metrics = _train_loop(trainer, run, context, progress)
+        grid_provenance = {"command": "train", "run": run_dir.name, **(provenance or {}),
+                           "base": asdict(run.base) if run.base else None}  # fmt: skip
+        metrics = _train_loop(trainer, run, context, progress, sinks, grid_provenance)
         return _result(trainer, run, metrics, context)
     finally:
         context.close()
@@ -222,7 +229,8 @@ def _initial_models(run: _Run, base: ZooModel | None) -> tuple[Generator, Discri
     return generator, Discriminator(run.model_config)
 
 
-def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progress: ProgressCallback | None) -> dict:
+def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progress: ProgressCallback | None,
+                sinks: Sequence[TrainingSink], grid_provenance: dict) -> dict:  # fmt: skip
     cfg, run_dir = run.config, run.run_dir
     sampler = EpochSampler(len(run.data), cfg.batch, cfg.seed, context.rank, context.world_size)
     log = MetricsLog(run_dir / METRICS_FILE)
@@ -244,6 +252,8 @@ def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progre
                 last_log_step, last_log_time, logged = done, now, metrics
                 if context.is_main:
                     log.append(metrics)
+                    for sink in sinks:
+                        sink.metrics(done, metrics)
             if stop.agreed(done, context.world_size, trainer.device):
                 if context.is_main:
                     save_snapshot(run_dir, run.snapshot_state(trainer))
@@ -251,7 +261,9 @@ def _train_loop(trainer: Trainer, run: _Run, context: DistributedContext, progre
             if context.is_main and (done % cfg.snapshot_every == 0 or done == cfg.iters):
                 save_snapshot(run_dir, run.snapshot_state(trainer))
             if context.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
-                write_samples(run_dir, done, trainer.g_ema, cfg.seed)
+                samples = write_samples(run_dir, done, trainer.g_ema, cfg.seed, grid_provenance)
+                for sink in sinks:
+                    sink.samples(done, samples)
             if progress:
                 progress(done, cfg.iters, logged)
     return metrics
