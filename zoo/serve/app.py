@@ -116,17 +116,22 @@ def describe(key: str, result: Translation) -> dict:
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refused with 413 once it passes `limit` bytes (before it is all in memory)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, f"request of {int(declared) / 2**20:.1f} MiB; uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB")
+    """The body, refused with 413 when it passes `limit` bytes; past the limit it is read and dropped, not kept, so
+    that the client, still sending, gets the answer rather than a reset connection."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"request over {limit / 2**20:.1f} MiB; uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB")
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise Refused(413, f"request of {size / 2**20:.1f} MiB; uploads are limited to {MAX_UPLOAD_BYTES >> 20} MiB an image")
     return b"".join(chunks)
+
+
+async def drain(request: Request) -> None:
+    """Read and drop the body of a refused request (see `read_body`)."""
+    async for _ in request.stream():
+        pass
 
 
 def parse_upload(value, what: str) -> Upload | None:
@@ -192,7 +197,11 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
         return JSONResponse(distance_cache[source])
 
     async def translate(request: Request) -> Response:
-        queue.admit()
+        try:
+            queue.admit()
+        except Refused:
+            await drain(request)
+            raise
         try:
             fields = parse_order_fields(await read_body(request))
             order = await asyncio.to_thread(studio.check_order, **fields)
