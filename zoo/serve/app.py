@@ -284,7 +284,14 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     handlers = {Refused: refused, ZooError: user_error, Exception: failure}
-    return Starlette(routes=routes, exception_handlers=handlers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        preloading = asyncio.create_task(asyncio.to_thread(studio.preload))  # the page is served meanwhile
+        yield
+        await preloading
+
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, studio: Studio | None = None) -> None:

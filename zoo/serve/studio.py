@@ -8,6 +8,7 @@ the API's default (`InversionSettings()`), so the app follows it when it changes
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -201,6 +202,13 @@ class Studio:
                 self.loaded = {k: v for k, v in self.loaded.items() if k[0] != name}  # a reinstalled model replaces its old copy
                 self.loaded[key] = load(name, device=self.device)
             return self.loaded[key]
+
+    def preload(self) -> None:
+        """Load every model the page offers, so that the first translation does not wait for them; a model that fails
+        to load is left for its first request to report."""
+        for name in self.catalog()["sources"]:
+            with contextlib.suppress(ZooError):
+                self.model(name)
 
     # -- one order ------------------------------------------------------------------------------------------------
 
