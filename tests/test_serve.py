@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import assert_user_error, zoo
 
 pytest.importorskip("starlette", reason="zoo serve needs the serve extra: pip install 'zoo-stylegan[serve]'")
 
@@ -161,6 +162,14 @@ def post(url: str, body: dict, timeout: float = 300) -> tuple[int, list[dict]]:
             return response.status, [json.loads(line) for line in response.read().splitlines() if line.strip()]
     except urllib.error.HTTPError as error:
         return error.code, [json.loads(error.read())]
+
+
+def test_an_address_in_use_is_one_line_naming_it(zoo_home):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_user_error(zoo("serve", "--port", port, check=False), f"127.0.0.1:{port}: cannot listen there", "--port")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="measures memory through /proc (Linux)")

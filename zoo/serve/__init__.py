@@ -15,5 +15,5 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> None:
     try:
         from .app import serve as run
     except ImportError as error:
-        raise ZooError(f"zoo serve needs {error.name}: pip install 'zoo-stylegan[serve]'") from None
+        raise ZooError(f"zoo serve needs {(error.name or 'starlette').split('.')[0]}: pip install 'zoo-stylegan[serve]'") from None
     run(host, port)

@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import logging
+import socket
 import time
 import uuid
 import zipfile
@@ -295,8 +296,12 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, studio: Studio | None = None) -> None:
-    """Run the app until Ctrl-C (what `zoo serve` does)."""
+    """Run the app until Ctrl-C (what `zoo serve` does); an address it cannot listen on is a one-line ZooError."""
     import uvicorn
 
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as error:
+        raise ZooError(f"{host}:{port}: cannot listen there ({error.strerror or error}); choose another --port or --host") from None
     uvicorn.run(create_app(studio), host=host, port=port, log_level="info", server_header=False,
                 limit_concurrency=64)  # fmt: skip
