@@ -25,6 +25,8 @@ from test_cli import assert_user_error, zoo
 pytest.importorskip("starlette", reason="zoo serve needs the serve extra: pip install 'zoo-stylegan[serve]'")
 
 from zoo.errors import ZooError  # noqa: E402
+from zoo.inversion import InversionSettings  # noqa: E402
+from zoo.registry import Registry  # noqa: E402
 from zoo.serve.studio import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, Studio, Upload, decode_upload  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -108,6 +110,25 @@ def test_an_order_is_checked_before_it_waits_for_a_model(studio):
         studio.check_order("emoji-noto", ["emoji-twemoji"], None, example, swap=3)
     with pytest.raises(ZooError, match="choose a single target"):
         studio.check_order("emoji-noto", STYLES[:2], None, example, reference=reference)
+
+
+def test_a_translation_has_each_output_with_its_provenance_and_the_true_counterpart(shipped_home, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(shipped_home))
+    studio = Studio(InversionSettings(steps=20))  # a short bounded inversion: this test is about what comes out
+    reference = Upload("ref.png", (NOTO.parent / "twemoji" / "1F603.png").read_bytes())
+    order = studio.check_order("emoji-noto", ["emoji-twemoji"], Upload("1F385-1F3FB.png", (NOTO / "1F385-1F3FB.png").read_bytes()),
+                               None, swap=1, styles=2, reference=reference)  # fmt: skip
+    result = studio.translate(order)
+    outputs = result.outputs["emoji-twemoji"]
+    assert [picture.file for picture in outputs] == [f"1F385-1F3FB-emoji-noto-to-emoji-twemoji{suffix}.png"
+                                                     for suffix in ("", "-style1", "-style2", "-ref")]  # fmt: skip
+    images = [np.asarray(Image.open(io.BytesIO(picture.png))) for picture in outputs]
+    assert all(image.shape == (32, 32, 3) for image in images)
+    assert all(np.abs(images[0].astype(int) - other).mean() > 1 for other in images[1:])  # each appearance changes it
+    provenance = [json.loads(Image.open(io.BytesIO(picture.png)).text["zoo"]) for picture in outputs]
+    assert {entry["swap"] for entry in provenance} == {1} and provenance[3]["reference"] is True
+    assert provenance[0]["target_sha256"] == Registry().get("emoji-twemoji").sha256 and provenance[0]["inversion"] == "bounded"
+    assert result.truths["emoji-twemoji"].file == "1F385-1F3FB-emoji-twemoji-truth.png"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
