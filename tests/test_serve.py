@@ -254,7 +254,7 @@ def test_the_page_translates_an_uploaded_emoji_into_every_style_and_downloads_a_
         port = free_port()
         server, url = start_server(shipped_home, [sys.executable, "-m", "zoo", "serve", "--port", str(port)], port)
         try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
             page = chromium.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
             page.goto(url)
             page.wait_for_selector("#examples img")

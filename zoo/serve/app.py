@@ -6,7 +6,7 @@ translation at a time and at most MAX_PENDING translations are admitted at once 
 429 with Retry-After; every error reaches the page as one line of JSON, never a traceback (bugs are logged here).
 
 POST /api/translate answers with newline-delimited JSON: progress events, then {"stage": "done", "result": ...} or
-{"stage": "error", "error": ...}. Results stay in memory (the last MAX_RESULTS) for their PNG and zip downloads.
+{"stage": "error", "error": ...}. Results stay in memory (the latest, up to MAX_RESULT_BYTES) for their downloads.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .studio import MAX_UPLOAD_BYTES, Studio, Translation, Upload
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 2 * (MAX_UPLOAD_BYTES * 4 // 3 + 4096) + 65536  # two base64 images and the fields
 MAX_PENDING = 6  # translations admitted at once, running or waiting: each holds at most one body in memory
-MAX_RESULTS = 32  # finished translations kept for download (a few hundred KB at the emoji's 32 px)
+MAX_RESULT_BYTES = 256 << 20  # PNGs of finished translations kept for download (an emoji result takes about 50 KB)
 RETRY_AFTER_SECONDS = 5
 log = logging.getLogger("zoo.serve")
 
@@ -83,15 +83,16 @@ class Queue:
 
 
 class Results:
-    """Finished translations by id, the oldest dropped beyond MAX_RESULTS."""
+    """Finished translations by id, the oldest dropped while their PNGs take more than `limit` bytes (the newest is
+    always kept)."""
 
-    def __init__(self, limit: int = MAX_RESULTS):
+    def __init__(self, limit: int = MAX_RESULT_BYTES):
         self.limit, self.items = limit, OrderedDict()
 
     def add(self, result: Translation) -> str:
         key = uuid.uuid4().hex
         self.items[key] = result
-        while len(self.items) > self.limit:
+        while len(self.items) > 1 and sum(size_of(item) for item in self.items.values()) > self.limit:
             self.items.popitem(last=False)
         return key
 
@@ -99,6 +100,10 @@ class Results:
         if key not in self.items:
             raise Refused(404, "this result is no longer kept; translate again")
         return self.items[key]
+
+
+def size_of(result: Translation) -> int:
+    return sum(len(picture.png) for picture in result.pictures())
 
 
 def describe(key: str, result: Translation) -> dict:
@@ -189,9 +194,10 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
         return FileResponse(path, media_type="image/png")
 
     distance_cache: dict[str, dict] = {}
+    distance_lock = asyncio.Lock()  # one matrix at a time; each is kept
 
     async def distances(request: Request) -> Response:
-        async with queue.holding(["distances"]):  # one matrix at a time; each is cached
+        async with distance_lock:
             source = request.path_params["source"]
             if source not in distance_cache:
                 distance_cache[source] = await asyncio.to_thread(studio.distances, source)
@@ -236,7 +242,7 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
         task.add_done_callback(running.discard)
 
         async def stream():
-            yield line({"stage": "queued", "ahead": queue.admitted - 1})
+            yield line({"stage": "queued"})
             while True:
                 event = await events.get()
                 yield line(event)

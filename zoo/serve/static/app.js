@@ -111,7 +111,7 @@ function showProgress(event) {
   bar.hidden = false;
   if (event.stage === "queued") {
     bar.removeAttribute("value");
-    $("status-text").textContent = event.ahead > 0 ? `waiting: ${event.ahead} translation(s) ahead` : "starting";
+    $("status-text").textContent = "waiting for the models";
   } else if (event.stage === "inverting") {
     bar.max = event.total;
     bar.value = event.done;
