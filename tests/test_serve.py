@@ -27,6 +27,7 @@ pytest.importorskip("starlette", reason="zoo serve needs the serve extra: pip in
 from zoo.errors import ZooError  # noqa: E402
 from zoo.inversion import InversionSettings  # noqa: E402
 from zoo.registry import Registry  # noqa: E402
+from zoo.serve.app import MAX_BODY_BYTES  # noqa: E402
 from zoo.serve.studio import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, Studio, Upload, decode_upload  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -175,9 +176,10 @@ def memory_kib(pid: int) -> dict[str, int]:
     return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 
-def post(url: str, body: dict, timeout: float = 300) -> tuple[int, list[dict]]:
-    """POST JSON; the status and the answer's JSON lines (one object for an error)."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def post(url: str, body: dict | bytes, timeout: float = 300) -> tuple[int, list[dict]]:
+    """POST JSON (or raw bytes); the status and the answer's JSON lines (one object for an error)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, [json.loads(line) for line in response.read().splitlines() if line.strip()]
@@ -232,6 +234,9 @@ def test_twenty_concurrent_uploads_are_answered_or_politely_refused_with_memory_
         assert (peak - before) * 1024 < held_all_at_once, f"grew by {(peak - before) / 1024:.0f} MB"
         with urllib.request.urlopen(url + "/api/catalog", timeout=10) as response:  # still up and answering
             assert response.status == 200 and server.poll() is None
+        assert post(url + "/api/translate", b"{not json") == (400, [{"error": "the request is not JSON; send it from the page"}])
+        status, [answer] = post(url + "/api/translate", b" " * (MAX_BODY_BYTES + 1))
+        assert status == 413 and answer["error"].endswith("uploads are limited to 8 MiB an image")
     finally:
         log = stop_server(server)
     assert "Traceback" not in log, log
@@ -249,7 +254,14 @@ def browser():
     return playwright.sync_playwright()
 
 
-def test_the_page_translates_an_uploaded_emoji_into_every_style_and_downloads_a_png(shipped_home, tmp_path):
+DROP = """([name, bytes]) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([new Uint8Array(bytes)], name, { type: "image/png" }));
+  document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+}"""
+
+
+def test_the_page_translates_an_uploaded_emoji_into_every_style_and_downloads_a_png(shipped_home):
     with browser() as playwright:
         port = free_port()
         server, url = start_server(shipped_home, [sys.executable, "-m", "zoo", "serve", "--port", str(port)], port)
@@ -260,8 +272,10 @@ def test_the_page_translates_an_uploaded_emoji_into_every_style_and_downloads_a_
             page.wait_for_selector("#examples img")
             assert page.input_value("#source") == "emoji-noto"
 
-            (tmp_path / "notes.png").write_text("not an image")
-            page.set_input_files("#file", str(tmp_path / "notes.png"))
+            page.click("#examples img >> nth=2")  # an example is chosen by a click ...
+            assert page.inner_text("#drop-text") == page.get_attribute("#examples img >> nth=2", "alt")
+            page.evaluate(DROP, ["notes.png", list(b"not an image")])  # ... a file by dragging it onto the box
+            assert page.inner_text("#drop-text") == "notes.png"
             page.click("#all-targets")
             page.click("#translate")
             page.wait_for_selector("#error:not([hidden])")
@@ -272,6 +286,7 @@ def test_the_page_translates_an_uploaded_emoji_into_every_style_and_downloads_a_
             page.fill("#styles", "1")
             started = time.perf_counter()
             page.click("#translate")
+            page.wait_for_selector("#progress:not([hidden])")
             page.wait_for_selector("figure.output", timeout=240_000)
             seconds = time.perf_counter() - started
             assert page.is_hidden("#error")
