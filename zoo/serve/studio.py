@@ -55,12 +55,15 @@ class Order:
     """One translation as the page asks for it, checked (`Studio.check_order`) before it waits for its models."""
 
     source: str
-    targets: list[str]
+    renderers: dict[str, Renderer]  # per target, layer-swapped as asked (None: the target's recipe)
     image: torch.Tensor  # (1, 3, H, W) in [-1, 1], decoded like the CLI's inputs
     name: str  # the input's file name
-    swap: int | None = None  # None: each target's recipe
     styles: int = 0
     reference: torch.Tensor | None = None  # (1, 3, H, W): a target-domain image lending its appearance
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.renderers)
 
     @property
     def models(self) -> list[str]:
@@ -225,9 +228,13 @@ class Studio:
             raise ZooError(f"appearance codes: {styles}; choose 0 to {MAX_STYLES}")
         if reference is not None and len(targets) != 1:
             raise ZooError("a reference image lends its appearance to one target domain; choose a single target")
-        for target in targets:  # the swap level and appearance layers fit every target's size
-            Renderer(self.model(source).generator, self.model(target).generator, translation_options(target, swap=swap))
-        size = self.model(source).info.config.size
+        source_model = self.model(source)
+        renderers = {}
+        for target in targets:  # checks that the swap level and appearance layers fit the target's size
+            check_same_family(source_model, self.model(target))
+            options = translation_options(target, swap=swap)
+            renderers[target] = Renderer(source_model.generator, self.model(target).generator, options)
+        size = source_model.info.config.size
         if (upload is None) == (example is None):
             raise ZooError("upload an image or pick an example (one or the other)")
         if upload is not None:
@@ -236,7 +243,7 @@ class Studio:
             path = self.example(source, example)
             image, name = load_images([path], size), path.name
         reference_image = decode_upload(reference, self.model(targets[0]).info.config.size) if reference else None
-        return Order(source, list(dict.fromkeys(targets)), image, Path(name).name, swap, styles, reference_image)
+        return Order(source, renderers, image, Path(name).name, styles, reference_image)
 
     def translate(self, order: Order, progress: Progress = lambda event: None) -> Translation:
         """Invert the input with the source (the API's default method), render it with every target; PNGs with their
@@ -257,7 +264,7 @@ class Studio:
         specs = registered_domains()
         for index, name in enumerate(order.targets):
             progress({"stage": "rendering", "target": name, "done": index, "total": len(order.targets)})
-            result.outputs[name] = self.render(order, source, name, inverted, settings, common, stem)
+            result.outputs[name] = self.render(order, name, inverted, settings, common, stem)
             truth = counterpart(specs[name], Path(order.name)) if name in specs else None
             if truth is not None:
                 size = self.model(name).info.config.size
@@ -265,14 +272,12 @@ class Studio:
                                               png_bytes(load_images([truth], size)[0]))  # fmt: skip
         return result
 
-    def render(self, order: Order, source: ZooModel, name: str, inverted, settings, common: dict, stem: str) -> list[Picture]:
+    def render(self, order: Order, name: str, inverted, settings, common: dict, stem: str) -> list[Picture]:
         """The target's outputs for the order: the translation, each appearance code's, the reference-guided one."""
-        target = self.model(name)
-        check_same_family(source, target)
-        options = translation_options(name, swap=order.swap)
-        reference = invert(target, order.reference, settings).latents if order.reference is not None else None
-        rows = render_rows(Renderer(source.generator, target.generator, options), inverted.latents, inverted.noise_spec(),
-                           order.styles, reference)[0].clamp(-1, 1)  # fmt: skip
+        renderer = order.renderers[name]
+        options = renderer.options
+        reference = invert(self.model(name), order.reference, settings).latents if order.reference is not None else None
+        rows = render_rows(renderer, inverted.latents, inverted.noise_spec(), order.styles, reference)[0].clamp(-1, 1)
         variants = [("", name, {})]
         variants += [(f"-style{k + 1}", f"{name}, appearance {k + 1}", {"appearance_code": k + 1, "seed": options.seed,
                       "truncation": options.truncation, "appearance_layers": options.appearance_layers})

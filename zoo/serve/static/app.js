@@ -140,6 +140,7 @@ async function* events(response) {
 async function translate() {
   showError("");
   $("translate").disabled = true;
+  $("status-text").textContent = "sending";
   try {
     const response = await fetch("/api/translate", { method: "POST", headers: { "Content-Type": "application/json" },
                                                      body: JSON.stringify(await order()) });
