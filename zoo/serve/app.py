@@ -1,7 +1,7 @@
 """The web side of `zoo serve`: a small ASGI app (starlette, run by uvicorn) serving one static page and a JSON API.
 
-Safe by default: it binds to 127.0.0.1; a request body is read only after the request has a place in the queue and only
-up to MAX_BODY_BYTES; images are decoded with the CLI's checks (`studio.decode_upload`); each model runs one
+Safe by default: it binds to 127.0.0.1; a request body is kept only once the request has a place in the queue, and
+only up to MAX_BODY_BYTES (the rest is read and dropped); images are decoded with the CLI's checks (`studio.decode_upload`); each model runs one
 translation at a time and at most MAX_PENDING translations are admitted at once (running or waiting), the rest get
 429 with Retry-After; every error reaches the page as one line of JSON, never a traceback (bugs are logged here).
 
@@ -39,6 +39,7 @@ MAX_BODY_BYTES = 2 * (MAX_UPLOAD_BYTES * 4 // 3 + 4096) + 65536  # two base64 im
 MAX_PENDING = 6  # translations admitted at once, running or waiting: each holds at most one body in memory
 MAX_RESULT_BYTES = 256 << 20  # PNGs of finished translations kept for download (an emoji result takes about 50 KB)
 RETRY_AFTER_SECONDS = 5
+INTERNAL_ERROR = "internal error in zoo (the server's log has the details); please report it"
 log = logging.getLogger("zoo.serve")
 
 
@@ -232,7 +233,7 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
                 text = problem_text(error)
                 if text is None:
                     log.exception("translation failed")
-                    text = "internal error in zoo (the server's log has the details); please report it"
+                    text = INTERNAL_ERROR
                 events.put_nowait({"stage": "error", "error": text})
             finally:
                 queue.leave()
@@ -277,7 +278,7 @@ def create_app(studio: Studio | None = None, queue_limit: int = MAX_PENDING) -> 
     async def failure(request: Request, error: Exception) -> Response:
         text = problem_text(error)
         if text is None:  # a bug: starlette logs its traceback here after this answer
-            return JSONResponse({"error": "internal error in zoo (the server's log has the details); please report it"}, 500)
+            return JSONResponse({"error": INTERNAL_ERROR}, 500)
         return JSONResponse({"error": text}, status_code=503)
 
     routes = [
