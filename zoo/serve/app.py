@@ -21,6 +21,7 @@ import logging
 import socket
 import time
 import uuid
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -39,6 +40,7 @@ MAX_BODY_BYTES = 2 * (MAX_UPLOAD_BYTES * 4 // 3 + 4096) + 65536  # two base64 im
 MAX_PENDING = 6  # translations admitted at once, running or waiting: each holds at most one body in memory
 MAX_RESULT_BYTES = 256 << 20  # PNGs of finished translations kept for download (an emoji result takes about 50 KB)
 RETRY_AFTER_SECONDS = 5
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 INTERNAL_ERROR = "internal error in zoo (the server's log has the details); please report it"
 log = logging.getLogger("zoo.serve")
 
@@ -310,5 +312,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, studio: Studio | None = Non
         socket.create_server((host, port)).close()
     except OSError as error:
         raise ZooError(f"{host}:{port}: cannot listen there ({error.strerror or error}); choose another --port or --host") from None
+    if host not in LOOPBACK:
+        warnings.warn(f"listening on {host}: anyone who can reach port {port} there can use this zoo (there is no login)")
     uvicorn.run(create_app(studio), host=host, port=port, log_level="info", server_header=False,
                 limit_concurrency=64)  # fmt: skip
