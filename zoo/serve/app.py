@@ -153,7 +153,8 @@ def parse_upload(value, what: str) -> Upload | None:
         data = base64.b64decode(value["data"].split(",", 1)[-1], validate=True)
     except (binascii.Error, ValueError):
         raise Refused(400, f"{what}: its data is not base64") from None
-    return Upload(str(value.get("name") or what)[:200], data)
+    name = "".join(character for character in str(value.get("name") or what) if character.isprintable())[:200]
+    return Upload(name or what, data)  # the name shows in messages: one line, printable
 
 
 def parse_order_fields(body: bytes) -> dict:
