@@ -136,31 +136,33 @@ def free_port() -> int:
 
 
 def start_server(home: Path, command: list[str], port: int) -> tuple[subprocess.Popen, str]:
-    """Run `command` (a server listening on `port`) with `home` as its zoo; wait until it answers."""
+    """Run `command` (a server listening on `port`) with `home` as its zoo, its output in a file (a pipe nobody reads
+    could fill and stall it); wait until it answers. Stop it with `stop_server`, which returns that output."""
     env = {**os.environ, "ZOO_HOME": str(home), "OMP_NUM_THREADS": "2",
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = home / f"server-{port}.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    server.log = log
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"the server exited: {server.stdout.read()}")
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             urllib.request.urlopen(url + "/api/catalog", timeout=30).read()
             return server, url
         except OSError:  # not listening yet (URLError, a reset or a timeout are all OSErrors)
             time.sleep(0.3)
-    server.kill()
-    raise AssertionError("the server did not answer within 60 s")
+    raise AssertionError(f"the server did not answer within 60 s: {stop_server(server)}")
 
 
 def stop_server(server: subprocess.Popen) -> str:
     server.terminate()
     try:
-        return server.communicate(timeout=20)[0]
+        server.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.kill()
-        return server.communicate()[0]
+        server.wait()
+    return server.log.read_text()
 
 
 def memory_kib(pid: int) -> dict[str, int]:
