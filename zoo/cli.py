@@ -696,6 +696,17 @@ def demo_command(
     console.print(f"wrote {page} (open it in a browser) and its images in {out}/images")
 
 
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 opens it to your network)."),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
+):
+    """A local web app: upload an image (or pick an example), see it in every domain of its family (`docs/serve.md`)."""
+    from .serve import serve
+
+    serve(host, port)
+
+
 @app.command("distance-matrix")
 def distance_matrix_command(
     domains: Optional[str] = typer.Option(None, "--domains", help="Comma-separated models to compare (default: every installed model)."),
