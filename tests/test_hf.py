@@ -155,6 +155,14 @@ def test_another_family_is_refused_before_downloading(family, hub, elsewhere):
     assert sorted(Registry().domains()) == ["tiny"]
 
 
+def test_an_unreachable_hub_is_one_line(family, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(ZooError, match=r"^hf://alice/tiny-b: the upload failed \(.*\); check HF_TOKEN"):
+        push("tiny-b", "alice/tiny-b")
+    # (a pull says "README.md is not in the Hugging Face cache and the Hub cannot be reached", after the client's
+    # own retries: about 30 s, too long for this suite)
+
+
 def test_a_plugins_weights_may_live_on_the_hub(family, hub, elsewhere):
     push("tiny-b", "alice/tiny-b")
     sha256 = Registry().get("tiny-b").sha256

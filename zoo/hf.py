@@ -14,6 +14,8 @@ are read when zoo calls the Hub (huggingface_hub reads them once, at import); `Z
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import json
 import os
@@ -197,7 +199,6 @@ def push(name: str, repo_id: str, *, private: bool = False) -> str:
     """Upload installed model `name` to the Hub repo `repo_id` (created if missing) with its sample grid and model
     card, in one commit; returns the commit's id."""
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     if not REPO_ID.match(repo_id):
         raise ZooError(f"{repo_id}: not a Hub repository id; write OWNER/REPO (e.g. your-name/zoo-{name})")
@@ -218,10 +219,22 @@ def push(name: str, repo_id: str, *, private: bool = False) -> str:
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         commit = api.create_commit(repo_id, operations=operations, commit_message=f"zoo push {name} (sha256 {entry.sha256[:16]})")
-    except (HfHubHTTPError, OSError, ValueError) as error:
+    except _upload_errors() as error:
         raise ZooError(f"{SCHEME}{repo_id}: the upload failed ({_first_line(error)}); check HF_TOKEN (or `hf auth login`) "
                        "and that you may write to that repository")  # fmt: skip
     return commit.oid
+
+
+def _upload_errors() -> tuple[type[BaseException], ...]:
+    """What a failed upload raises: the Hub's answers, and the errors of the HTTP library under huggingface_hub (httpx2
+    or httpx, whose errors are not OSErrors; requests' are)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors = [HfHubHTTPError, OSError, ValueError]
+    for library in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            errors.append(importlib.import_module(library).HTTPError)
+    return tuple(errors)
 
 
 def sample_grid_png(generator) -> bytes:

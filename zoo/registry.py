@@ -35,6 +35,7 @@ from .checkpoint import ZooModel, load_model, mapping_sha256, save_model
 from .errors import ZooError, machine_failure
 from .files import atomic_write_bytes, fsync_directory, remove_stale_temps, temp_name
 from .home import registry_path, zoo_home
+from .shipped import seed_home
 from .model import Discriminator, Generator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -125,6 +126,8 @@ class RegistryEdit:
 
 class Registry:
     def __init__(self, path: str | Path | None = None):
+        if path is None:
+            seed_home(zoo_home())  # a wheel's first use of a home: the shipped models (zoo/shipped.py)
         self.path = Path(path) if path else registry_path()
         self.home = self.path.parent
         self.journal = self.path.with_name(self.path.name + ".journal")
