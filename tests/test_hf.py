@@ -13,8 +13,8 @@ from huggingface_hub.repocard import metadata_load
 from PIL import Image
 from test_cli import assert_user_error, zoo
 
-from zoo.checkpoint import read_info
 from zoo import hookimpl, import_checkpoint, install_model, plugins
+from zoo.checkpoint import read_info
 from zoo.domains import DataSource, DomainSpec, Recipe, Weights
 from zoo.errors import ZooError
 from zoo.hf import model_card, pull_from_hub, push

@@ -35,8 +35,8 @@ from .checkpoint import ZooModel, load_model, mapping_sha256, save_model
 from .errors import ZooError, machine_failure
 from .files import atomic_write_bytes, fsync_directory, remove_stale_temps, temp_name
 from .home import registry_path, zoo_home
-from .shipped import seed_home
 from .model import Discriminator, Generator
+from .shipped import seed_home
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MAX_NAME_LENGTH = 64

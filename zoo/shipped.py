@@ -38,7 +38,7 @@ def seed_home(home: Path) -> bool:
                     shutil.copyfile(source, tmp)
         _create_once(registry, (shipped / REGISTRY).read_bytes())  # last: an interrupted seeding is redone
     except OSError as error:
-        raise machine_failure(error, home, f"the zoo home must be a writable folder (set ZOO_HOME to one)") from None
+        raise machine_failure(error, home, "the zoo home must be a writable folder (set ZOO_HOME to one)") from None
     return True
 
 
