@@ -139,7 +139,7 @@ def card_facts(card: Path, ref: HubRef) -> dict:
                        f"hf://{ref.repo_id}/FILE, and give --sha256")  # fmt: skip
     missing = [key for key in CARD_KEYS if key not in facts]
     bad = [key for key in ("sha256", "mapping_sha256") if key in facts and not SHA256.match(str(facts[key]))]
-    if missing or bad or "/" in str(facts["file"]) or ".." == facts["file"]:
+    if missing or bad or not isinstance(facts["file"], str) or "/" in facts["file"] or facts["file"] in ("", ".", ".."):
         raise ZooError(f"{ref}: its {CARD}'s zoo metadata lacks {', '.join(missing) or 'a valid ' + ', '.join(bad or ['file'])}; "
                        "re-push the model with `zoo push`")  # fmt: skip
     return facts
