@@ -15,9 +15,32 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import ROSINALITY
+
+from zoo import import_checkpoint, shipped
+from zoo.registry import Registry, load
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPI_LIMIT_BYTES = 100 * 1000 * 1000  # PyPI's default upload limit per file
+
+
+def test_a_new_home_gets_the_shipped_zoo_once(tmp_path, monkeypatch, zoo_home):
+    """What a wheel's first use of a home does, with a shipped zoo made here (one model and its registry)."""
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "builder"))
+    entry = import_checkpoint(ROSINALITY / "rosinality_small.pt", "tiny")
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "builder")
+    monkeypatch.setenv("ZOO_HOME", str(zoo_home))
+    assert not zoo_home.exists()
+    assert Registry().get("tiny").to_toml() == Registry(tmp_path / "builder" / "registry.toml").get("tiny").to_toml()
+    assert Registry().get("tiny").sha256 == entry.sha256
+    assert load("tiny").info.domain == "tiny"  # the copied file has the registered sha256
+    Registry().remove("tiny")
+    assert Registry().domains() == {} and not shipped.seed_home(zoo_home)  # removed stays removed
+
+
+def test_without_a_shipped_zoo_a_home_starts_empty(zoo_home):
+    assert shipped.shipped_zoo() is None  # a checkout: the models are in its own checkpoints/
+    assert Registry().domains() == {} and not (zoo_home / "registry.toml").exists()
 
 
 def run(*command, cwd=None, env=None, timeout=1800):
