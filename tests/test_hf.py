@@ -8,7 +8,7 @@ import huggingface_hub
 import pytest
 import torch
 from conftest import ROSINALITY, perturbed
-from hf_stand_in import StandInHub
+from hf_stand_in import Repo, StandInHub
 from huggingface_hub.repocard import metadata_load
 from PIL import Image
 from test_cli import assert_user_error, zoo
@@ -153,6 +153,18 @@ def test_another_family_is_refused_before_downloading(family, hub, elsewhere):
         pull_from_hub("hf://alice/tiny-b")
     assert [path for method, path, _ in hub.requests if "safetensors" in path or "/cdn/" in path] == []
     assert sorted(Registry().domains()) == ["tiny"]
+
+
+def test_a_reference_may_name_any_file_given_its_sha256(family, hub, elsewhere):
+    repo = "bob/rosinality"
+    hub.repos[repo] = Repo(private=False)
+    hub.commit(repo, {"weights/small.pt": (ROSINALITY / "rosinality_small.pt").read_bytes()})
+    elsewhere()
+    with pytest.raises(ZooError, match=r"^hf://bob/rosinality/weights/small.pt: names a file, so no zoo card pins it; pass its hash"):
+        pull_from_hub("hf://bob/rosinality/weights/small.pt")
+    sha256 = hashlib.sha256((ROSINALITY / "rosinality_small.pt").read_bytes()).hexdigest()
+    entry = pull_from_hub("hf://bob/rosinality/weights/small.pt@main", sha256=sha256)
+    assert entry.name == "small" and entry.family == "small" and entry.lineage["source_format"] == "rosinality-train"
 
 
 def test_an_unreachable_hub_is_one_line(family, monkeypatch):

@@ -175,8 +175,10 @@ def pull_from_hub(reference: str, *, name: str | None = None, sha256: str | None
         path, source = fetch_verified(pinned, expected)
     except ConnectionError as error:
         raise ZooError(f"{error}; nothing was installed") from None
+    if facts is None:  # a file named in the reference: any format zoo imports, into a family of its own as `zoo import`
+        return import_checkpoint(path, name, force=force, source=source)
     info = read_info(path)
-    if facts is not None and (info.family, info.mapping_sha256) != (facts["family"], facts["mapping_sha256"]):
+    if (info.family, info.mapping_sha256) != (facts["family"], facts["mapping_sha256"]):
         raise ZooError(f"{source}: the file's family {info.family!r} or mapping network differs from what its {CARD} says; "
                        "nothing was installed (the repo is inconsistent: re-push it)")  # fmt: skip
     return import_checkpoint(path, name, family=info.family, force=force, source=source)
