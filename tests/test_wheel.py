@@ -49,7 +49,7 @@ def run(*command, cwd=None, env=None, timeout=1800):
     return result
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 16 min on 2 cores shared with ~6 busy sessions: build 149 s, venv + install 98 s, demo 729 s
 def test_a_wheel_installed_outside_the_checkout_runs_the_demo_offline(tmp_path):
     started = time.monotonic()
     run(sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp_path / "dist",
