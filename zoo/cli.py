@@ -48,6 +48,7 @@ from .encoder import DEFAULT_BACKBONE, EncoderTrainConfig, default_encoder, load
 from .environment import epilog
 from .errors import SettingError, ZooError, environment_problem
 from .evaluation import EvaluationJob, prepare_evaluation, run_evaluations, save_evaluation, summary_rows
+from .hf import is_hub_ref, pull_from_hub, push
 from .hub import import_url, is_url, pull
 from .images import (
     MAX_BATCH,
@@ -265,15 +266,25 @@ def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JS
 
 @app.command("pull")
 def pull_command(
-    name: str = typer.Argument(..., help="A domain with published weights (see `zoo list`)."),
+    name: str = typer.Argument(..., help="A domain with published weights (see `zoo list`), or a Hub repo hf://OWNER/REPO[@REVISION]."),
     file: Optional[Path] = typer.Option(None, "--file", help="Use this local copy of the weights instead of downloading."),
     force: bool = typer.Option(False, "--force", help="Replace the installed model."),
-    sha256: Optional[str] = typer.Option(None, "--sha256", help="The file's sha256, when the domain's plugin declares none."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="The file's sha256, when the domain's plugin (or the Hub card) declares none."),
     allow_unpinned: bool = typer.Option(
         False, "--allow-unpinned", help="Install weights that no sha256 pins (whatever the URL serves)."
     ),
+    as_name: Optional[str] = typer.Option(None, "--as", help="hf:// only: install under this name (default: the card's domain)."),
 ):
-    """Download a domain's published weights, verify their sha256 and format, import and register them."""
+    """Download a domain's published weights (or a model pushed to the Hugging Face Hub), verify their sha256 and
+    format (and family), import and register them."""
+    if is_hub_ref(name):
+        if file is not None or allow_unpinned:
+            raise ZooError("--file and --allow-unpinned are for a domain's published weights; an hf:// pull is pinned by "
+                           "the repo's model card or --sha256")  # fmt: skip
+        entry = pull_from_hub(name, name=as_name, sha256=sha256, force=force)
+        console.print(f"installed [bold]{entry.name}[/] from {entry.lineage['source']} -> {entry.file}  sha256 {entry.sha256[:16]}…",
+                      soft_wrap=True)  # fmt: skip
+        return
     with progress_bar() as progress:
         tasks = []
         entry = pull(
@@ -285,6 +296,17 @@ def pull_command(
         error_console.print(f"note: installed unpinned weights; recorded sha256 {entry['lineage']['source_sha256']} "
                             f"(pin it next time with --sha256)")
     console.print(f"installed [bold]{name}[/] -> {entry['file']}  sha256 {entry['sha256'][:16]}…")
+
+
+@app.command("push")
+def push_command(
+    name: str = typer.Argument(..., help="An installed model."),
+    repo_id: str = typer.Argument(..., help="The Hugging Face Hub repository, OWNER/REPO (created if missing)."),
+    private: bool = typer.Option(False, "--private", help="Create the repository private (an existing one keeps its visibility)."),
+):
+    """Publish an installed model on the Hugging Face Hub: its safetensors file, a sample grid and a model card."""
+    commit = push(name, repo_id, private=private)
+    console.print(f"pushed {name} to hf://{repo_id}@{commit}; install it elsewhere with `zoo pull hf://{repo_id}`", soft_wrap=True)
 
 
 @app.command("remove")

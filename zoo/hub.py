@@ -2,8 +2,8 @@
 format, imports it and registers it; `import_url` (`zoo import URL`) downloads any file the user names and imports
 it. Downloads stream into a temporary file that is removed whatever happens.
 
-Only https URLs are fetched (redirects included); `file:` URLs only when ZOO_TEST_FILE_URLS=1, which exists for
-zoo's own tests. Weights without a declared sha256 are refused unless the user gives one (`sha256=`, `--sha256`) or
+Only https URLs are fetched (redirects included), and `hf://` references through the Hugging Face Hub's client
+(zoo/hf.py); `file:` URLs only when ZOO_TEST_FILE_URLS=1, which exists for zoo's own tests. Weights without a declared sha256 are refused unless the user gives one (`sha256=`, `--sha256`) or
 opts out (`allow_unpinned=True`, `--allow-unpinned`).
 """
 
@@ -40,6 +40,8 @@ def file_urls_allowed() -> bool:
 
 def check_url(url: str) -> None:
     """Weights come over https only: plain http (or ftp, ...) lets anyone on the path swap the file."""
+    if url.startswith("hf://"):
+        return
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme != "https" and not (scheme == "file" and file_urls_allowed()):
         raise ZooError(f"{url}: zoo downloads weights over https only; the plugin declaring it must give an https URL")
@@ -131,6 +133,15 @@ def pull(
     downloads = zoo_home() / "downloads"
     failures = []
     for url in weights.urls:
+        if url.startswith("hf://"):
+            from .hf import fetch_verified, parse_ref  # hf uses this module's ChecksumMismatch
+
+            try:
+                local, source = fetch_verified(parse_ref(url), expected)
+            except (ChecksumMismatch, ConnectionError) as error:
+                failures.append(str(error))
+                continue
+            return _import_weights(local, spec, force, source=source)
         with tempfile.TemporaryDirectory(dir=_ensure(downloads)) as scratch:
             local = Path(scratch) / url.rsplit("/", 1)[-1]
             try:

@@ -36,6 +36,7 @@ from .files import atomic_write_bytes, fsync_directory, remove_stale_temps, temp
 from .home import registry_path, zoo_home
 from .model import Discriminator, Generator
 from .plugins import registered_domains
+from .shipped import seed_home
 from .specs import NAME_PATTERN
 
 MAX_NAME_LENGTH = 64
@@ -145,6 +146,8 @@ class RegistryEdit:
 
 class Registry:
     def __init__(self, path: str | Path | None = None):
+        if path is None:
+            seed_home(zoo_home())  # a wheel's first use of a home: the shipped models (zoo/shipped.py)
         self.path = Path(path) if path else registry_path()
         self.home = self.path.parent
         self.journal = self.path.with_name(self.path.name + ".journal")
