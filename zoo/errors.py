@@ -23,6 +23,10 @@ class SettingError(ZooError):
         self.setting, self.problem = setting, problem
 
 
+class ChecksumMismatch(ZooError):
+    """A download whose content is not the published file's (its sha256 differs)."""
+
+
 # errno -> what went wrong and what to do; an OSError with any other errno is a bug and keeps its traceback.
 ENVIRONMENT_ERRORS = {
     errno.EROFS: ("read-only file system", "write somewhere writable (another --out, or ZOO_HOME for the zoo itself)"),

@@ -25,9 +25,9 @@ from pathlib import Path, PurePosixPath
 
 from . import __version__
 from .checkpoint import load_model, read_info
-from .errors import ZooError
+from .environment import offline
+from .errors import ChecksumMismatch, ZooError
 from .files import sha256_file
-from .hub import ChecksumMismatch, offline
 from .images import grid, model_provenance, png_text, to_pil
 from .registry import Registry, check_name
 from .sampling import sample

@@ -20,17 +20,15 @@ from pathlib import Path
 from typing import Callable
 
 from .domains import get_domain
-from .errors import ZooError
+from .environment import offline
+from .errors import ChecksumMismatch, ZooError
 from .files import atomic_path, sha256_file
+from .hf import fetch_verified, parse_ref
 from .home import zoo_home
 from .registry import Registry
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30
-
-
-def offline() -> bool:
-    return os.environ.get("ZOO_OFFLINE", "") not in ("", "0")
 
 
 def file_urls_allowed() -> bool:
@@ -54,10 +52,6 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _opener = urllib.request.build_opener(_HttpsOnlyRedirects)
-
-
-class ChecksumMismatch(ZooError):
-    """A download whose content is not the published file's (its sha256 differs)."""
 
 
 def download(
@@ -134,8 +128,6 @@ def pull(
     failures = []
     for url in weights.urls:
         if url.startswith("hf://"):
-            from .hf import fetch_verified, parse_ref  # hf uses this module's ChecksumMismatch
-
             try:
                 local, source = fetch_verified(parse_ref(url), expected)
             except (ChecksumMismatch, ConnectionError) as error:
