@@ -15,7 +15,7 @@ from typing import Callable
 from .checkpoint import read_info
 from .errors import ZooError
 from .files import sha256_file
-from .registry import ENCODERS, NAME_PATTERN, Registry, resolve
+from .registry import ENCODERS, NAME_PATTERN, TRANSLATORS, Registry, resolve
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 WEIGHT_FORMATS = ("zoo-safetensors", "rosinality-train", "rosinality-convert", "nvidia-ada-pkl", "nvidia-tf-pkl")
@@ -60,6 +60,7 @@ class Recipe:
     swap_layers: int = 0
     appearance_layers: int = 4
     truncation: float = 0.7
+    method: str = "bounded"  # how `zoo translate` into this domain works by default (--method auto)
     architecture: dict | None = None  # ModelConfig fields (style_dim, n_mlp, channels) of a base trained from scratch
 
     def __post_init__(self):
@@ -140,6 +141,8 @@ def get_domain(name: str) -> DomainSpec:
 
 UNREGISTERED = "unregistered file"  # a checkpoint with no registry entry: `zoo import --force` it, or delete it
 INSTALLED_ENCODER = "installed encoder"  # an image -> latent encoder of a family's base (zoo train-encoder)
+# The registry's tables of networks made for one base (zoo/companions.py) and the state `zoo list` shows for each.
+COMPANION_STATES = {ENCODERS: INSTALLED_ENCODER, TRANSLATORS: "installed translator"}
 
 
 def domain_status(pattern: str | None = None, family: str | None = None, installed_only: bool = False) -> list[dict]:
@@ -175,11 +178,12 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
     for name in unregistered:
         if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family is None:
             rows.append({"domain": name, "family": None, "resolution": None, "base": None, "state": UNREGISTERED, "plugin": None, "version": None})
-    for name, entry in sorted(registry.table(ENCODERS).items()):
-        if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.get("family")):
-            rows.append({"domain": name, "family": entry.get("family"), "resolution": None, "base": entry.get("base"),
-                         "state": INSTALLED_ENCODER, "plugin": None, "version": None})
-    return [row for row in rows if not installed_only or row["state"] in ("installed", INSTALLED_ENCODER)]
+    for table, state in COMPANION_STATES.items():
+        for name, entry in sorted(registry.table(table).items()):
+            if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.get("family")):
+                rows.append({"domain": name, "family": entry.get("family"), "resolution": None, "base": entry.get("base"),
+                             "state": state, "plugin": None, "version": None})
+    return [row for row in rows if not installed_only or row["state"] in ("installed", *COMPANION_STATES.values())]
 
 
 def describe(name_or_path: str) -> dict:
@@ -188,9 +192,10 @@ def describe(name_or_path: str) -> dict:
 
     spec = registered_domains().get(name_or_path)
     registry = Registry()
-    encoder = registry.table(ENCODERS).get(name_or_path)
-    if encoder is not None:
-        return encoder_facts(registry, name_or_path, encoder)
+    for table in COMPANION_STATES:
+        entry = registry.table(table).get(name_or_path)
+        if entry is not None:
+            return companion_facts(registry, table, name_or_path, entry)
     facts: dict = {}
     if spec is None or registry.get(name_or_path):
         path, registered_sha256 = resolve(name_or_path)
@@ -216,16 +221,17 @@ def describe(name_or_path: str) -> dict:
     return facts
 
 
-def encoder_facts(registry: Registry, name: str, entry: dict) -> dict:
-    """`zoo info` of an installed encoder: its file (sha256 checked against registry.toml), base, family and lineage."""
-    path = registry.contained_file(name, entry.get("file"), ENCODERS)
+def companion_facts(registry: Registry, table: str, name: str, entry: dict) -> dict:
+    """`zoo info` of an installed encoder or translator: its file (sha256 checked against registry.toml), base,
+    family, what it is made of (backbone, targets) and lineage."""
+    path = registry.contained_file(name, entry.get("file"), table)
     sha256 = sha256_file(path)
     return {
-        "encoder": name,
+        entry.get("kind", table[:-1]): name,
         "family": entry.get("family"),
         "base": entry.get("base"),
         "base sha256": entry.get("base_sha256"),
-        "backbone": entry.get("backbone"),
+        **{key: entry[key] for key in ("backbone", "targets") if key in entry},
         "file": str(path),
         "sha256": sha256,
         "verified against registry.toml": sha256 == entry.get("sha256"),

@@ -43,6 +43,7 @@ LOCK_TIMEOUT_SECONDS = 60
 FORMAT_VERSION = 1
 CHECKPOINTS = "checkpoints"
 ENCODERS = "encoders"  # the table of image -> latent encoders, one per base (zoo/encoder.py)
+TRANSLATORS = "translators"  # the table of feed-forward translators, one per base (zoo/translator.py)
 RUNS = "runs"
 UNKNOWN_SHA256 = "0" * 64  # stands in for the checkpoint's hash while the document is checked before writing
 

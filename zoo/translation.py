@@ -12,8 +12,9 @@ model once; `features` runs the source and hands its activation at 2^(l+2) px to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,9 @@ from .model import Generator
 from .plugins import registered_domains
 from .registry import Registry, load
 from .swap import feature_swap, level_resolutions, weight_swap
+
+if TYPE_CHECKING:
+    from .translator import Translator
 
 SWAP_MODES = ("weights", "features")
 MAX_STYLES = 256  # random appearance codes per input: a figure's worth; more is a typo, not a translation
@@ -152,7 +156,7 @@ class TranslatedImages:
 
     outputs: torch.Tensor  # (B, 3, H, W): the content code on every layer of the target
     styles: torch.Tensor | None  # (B, styles, 3, H, W): with random appearance codes; None when none were asked for
-    inversion: InversionResult
+    inversion: InversionResult | None  # None for the distilled method, which inverts nothing
 
 
 def translate_images(renderer: Renderer, inverted: InversionResult, *, styles: int = 0) -> TranslatedImages:
@@ -172,6 +176,18 @@ def family_members(source: str, registry: Registry | None = None) -> list[str]:
         raise ZooError(f"model {source!r} is not installed; see `zoo list --installed`")
     mapping = domains[source].mapping_sha256
     return sorted(name for name, entry in domains.items() if name != source and entry.mapping_sha256 == mapping)
+
+
+def resolve_method(settings: InversionSettings | None, targets: list[str]) -> InversionSettings:
+    """--method auto -> the targets' recipe method ('bounded' for a domain without a recipe); any other as given."""
+    settings = settings or InversionSettings(method="auto")
+    if settings.method != "auto":
+        return settings
+    methods = {recipe.method if (recipe := recipe_defaults(target)) else "bounded" for target in targets}
+    if len(methods) > 1:
+        raise ZooError(f"the recipes of {', '.join(targets)} translate by different methods ({', '.join(sorted(methods))}); "
+                       "pass --method")  # fmt: skip
+    return replace(settings, method=methods.pop())
 
 
 def recipe_defaults(target: str) -> Recipe | None:
@@ -242,7 +258,7 @@ class Inputs:
     """The content to translate: names for the output files, W+ latents and their noise ('const' or per-image maps)."""
 
     stems: list[str]
-    latents: torch.Tensor
+    latents: torch.Tensor | None  # None for the distilled method
     noise: object
     images: torch.Tensor | None  # the input pixels, when inputs were images
 
@@ -260,6 +276,7 @@ class PreparedTranslation:
     images: torch.Tensor | None  # input pixels, or None when the inputs are saved latents
     saved: list[SavedLatent] | None
     reference_image: torch.Tensor | None
+    translator: "Translator | None" = None  # the distilled method's network
 
 
 def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslation:
@@ -269,6 +286,9 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
     if job.reference is not None and len(job.targets) != 1:
         raise ZooError("--reference takes its appearance from one target domain; use it with a single --to")
     check_styles(job.styles)
+    job.inversion = resolve_method(job.inversion, job.targets)
+    if job.inversion.method == "distilled" and job.latent_files:
+        raise ZooError("--method distilled translates images, not saved latents; give images or another --method")
     source = load(job.source, device=device)
     targets = {name: load(name, device=device) for name in job.targets}
     for target in targets.values():
@@ -287,12 +307,29 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
         stems = list(stems)
     plan = output_plan(job, stems)
     check_free(plan.paths(), job.force)
-    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image)
+    translator = None
+    if job.inversion.method == "distilled":
+        from .translator import family_translator
+
+        translator = family_translator(source, job.targets, job.inversion.translator)
+    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image, translator)
 
 
 def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | None = None) -> list[Path]:
     """Invert (or read the saved latents), render with every target, write; returns the files written."""
     job = prepared.job
+    if prepared.translator is not None:
+        from .translator import distilled_rows, reference_appearance
+
+        reference = None
+        if prepared.reference_image is not None:
+            reference = reference_appearance(job.inversion.encoder, prepared.source, prepared.reference_image,
+                                             prepared.translator.config.appearance_layers)  # fmt: skip
+        rows = {name: distilled_rows(prepared.translator, prepared.images, name, renderer, job.styles, reference)
+                for name, renderer in prepared.renderers.items()}  # fmt: skip
+        if on_invert:
+            on_invert(1, 1)
+        return write_outputs(job, prepared.plan, Inputs(prepared.stems, None, None, prepared.images), rows)
     content = read_inputs(prepared, on_invert)
     reference = None
     if prepared.reference_image is not None:
