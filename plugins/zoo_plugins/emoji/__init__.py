@@ -64,7 +64,11 @@ def register_domains(register):
         if style == "noto":
             recipe = Recipe(base=None, iters=15_000, batch=16, r1_gamma=R1_GAMMA, architecture=BASE_ARCHITECTURE)
         else:
-            recipe = Recipe(base="emoji-noto", iters=2_000, batch=16, r1_gamma=R1_GAMMA, freeze_fc=True, swap_layers=1, appearance_layers=2)
+            # Translation into a style: the distilled translator (emoji-noto-translator, `zoo train-translator`),
+            # nearer the truth than every inversion method on the held-out emoji and one forward pass (docs/results.md,
+            # Issue 17); appearance codes on the last 4 rows, the layers above the swapped 4 and 8 px ones.
+            recipe = Recipe(base="emoji-noto", iters=2_000, batch=16, r1_gamma=R1_GAMMA, freeze_fc=True, swap_layers=1,
+                            appearance_layers=4, method="distilled")  # fmt: skip
         register(DomainSpec(
             name=f"emoji-{style}",
             family="emoji",
