@@ -5,6 +5,8 @@ with the appearance of a reference (one of R training images of the style, assig
 of an image are its per-channel mean and standard deviation over the non-white pixels (the emoji, not its
 background). Prints the mean distance of those statistics to the reference's, for the plain and the reference-guided
 outputs, and for the reference-guided output of another reference (a control: how far any guided output is).
+Also whether `--styles` outputs keep the content: the mean 1 - SSIM of the input to the plain output and to outputs
+with random appearance codes (drawn as `zoo translate --styles` draws them).
 
     python scripts/reference_colour.py --styles twemoji,fluent-3d --references 10 --json docs/results/reference-colour.json
 """
@@ -19,8 +21,10 @@ import torch
 
 from zoo.evaluation import held_out_inputs
 from zoo.images import load_images
+from zoo.metrics import ssim
 from zoo.plugins import registered_domains
 from zoo.registry import load
+from zoo.translation import random_appearance, translation_options
 from zoo.translator import default_translator, load_translator, reference_appearance, translate_feed_forward
 
 
@@ -61,7 +65,11 @@ def main() -> None:
         distance = {name: float((colour_statistics(outputs) - wanted).norm(dim=1).mean())
                     for name, outputs in (("plain", plain), ("reference-guided", guided), ("guided by another reference", elsewhere))}  # fmt: skip
         nearer = float(((colour_statistics(guided) - wanted).norm(dim=1) < (colour_statistics(plain) - wanted).norm(dim=1)).float().mean())
-        results[style] = {**distance, "guided nearer than plain (fraction of inputs)": nearer, "inputs": len(files)}
+        codes = random_appearance(load(target).generator, 4, translation_options(target)).cpu()
+        styled = torch.stack([translate_feed_forward(translator, images, target, code[None]) for code in codes])
+        content = {"1 - SSIM input to plain output": float((1 - ssim(plain, images)).mean()),
+                   "1 - SSIM input to style outputs": float(torch.stack([(1 - ssim(out, images)).mean() for out in styled]).mean())}
+        results[style] = {**distance, "guided nearer than plain (fraction of inputs)": nearer, **content, "inputs": len(files)}
         print(style, json.dumps(results[style]), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
