@@ -117,6 +117,20 @@ def read_companion(path: Path, format: str, base: ZooModel | None, kind: str, co
     return json.loads(metadata["config"]), tensors
 
 
+def load_companion(table: str, name_or_path: str | Path, format: str, build, *, base: ZooModel | None, kind: str, command: str,
+                   registry: Registry | None = None) -> nn.Module:  # fmt: skip
+    """An installed entry by name (sha256 checked) or a file, as the network `build(config)` makes, in eval mode and
+    frozen; with `base`, it must have been made for that checkpoint."""
+    path = companion_file(table, name_or_path, f"train one with `zoo {command} BASE`", registry)
+    config, tensors = read_companion(path, format, base, kind, command)
+    module = build(config)
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise ZooError(f"{path}: weights do not fit its recorded configuration ({str(error).splitlines()[0]})") from None
+    return module.eval().requires_grad_(False)
+
+
 def save_snapshot(run_dir: Path, state: dict) -> None:
     with atomic_path(Path(run_dir) / "snapshot.pt") as tmp:
         torch.save(state, tmp)

@@ -28,16 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import ZooModel
-from .companions import (
-    Companion,
-    companion_file,
-    install_companion,
-    installed,
-    load_snapshot,
-    matching,
-    read_companion,
-    save_snapshot,
-)
+from .companions import Companion, install_companion, installed, load_companion, load_snapshot, matching, save_snapshot
 from .errors import ZooError
 from .files import sha256_file
 from .home import zoo_home
@@ -267,14 +258,8 @@ def encoder_for(base: ZooModel, registry: Registry | None = None) -> str | None:
 
 def load_encoder(name_or_path: str | Path, base: ZooModel | None = None, registry: Registry | None = None) -> Encoder:
     """An installed encoder by name (sha256 checked) or a file; with `base`, it must have been trained for that base."""
-    path = companion_file(ENCODERS, name_or_path, "train one with `zoo train-encoder BASE`", registry)
-    config, tensors = read_companion(path, ENCODER_FORMAT, base, "encoder", "train-encoder")
-    encoder = Encoder(EncoderConfig(**config))
-    try:
-        encoder.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ZooError(f"{path}: weights do not fit its recorded backbone ({str(error).splitlines()[0]})") from None
-    return encoder.eval().requires_grad_(False)
+    return load_companion(ENCODERS, name_or_path, ENCODER_FORMAT, lambda config: Encoder(EncoderConfig(**config)), base=base,
+                          kind="encoder", command="train-encoder", registry=registry)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -29,16 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import ZooModel
-from .companions import (
-    Companion,
-    companion_file,
-    install_companion,
-    installed,
-    load_snapshot,
-    matching,
-    read_companion,
-    save_snapshot,  # fmt: skip
-)
+from .companions import Companion, install_companion, installed, load_companion, load_snapshot, matching, save_snapshot
 from .errors import ZooError
 from .files import sha256_file
 from .home import zoo_home
@@ -350,14 +341,8 @@ def translator_for(base: ZooModel, target: str, registry: Registry | None = None
 
 def load_translator(name_or_path: str | Path, base: ZooModel | None = None, registry: Registry | None = None) -> Translator:
     """An installed translator by name (sha256 checked) or a file; with `base`, it must have been trained for that base."""
-    path = companion_file(TRANSLATORS, name_or_path, "train one with `zoo train-translator BASE`", registry)
-    config, tensors = read_companion(path, TRANSLATOR_FORMAT, base, "translator", "train-translator")
-    translator = Translator(TranslatorConfig(**config))
-    try:
-        translator.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ZooError(f"{path}: weights do not fit its recorded configuration ({str(error).splitlines()[0]})") from None
-    return translator.eval().requires_grad_(False)
+    return load_companion(TRANSLATORS, name_or_path, TRANSLATOR_FORMAT, lambda config: Translator(TranslatorConfig(**config)),
+                          base=base, kind="translator", command="train-translator", registry=registry)  # fmt: skip
 
 
 def default_translator(base: ZooModel, target: str) -> str:
