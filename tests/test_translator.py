@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from zoo import load
+from zoo.domains import describe, domain_status
 from zoo.errors import ZooError
 from zoo.evaluation import EvaluationJob, prepare_evaluation, run_evaluation
 from zoo.files import sha256_file
@@ -51,6 +52,10 @@ def test_training_lowers_the_held_out_loss_and_installs_a_translator_for_its_bas
     assert Registry().table("translators")["tiny-translator"]["sha256"] == sha256_file(zoo_home / entry["file"])
     assert entry["lineage"]["iterations"] == 40 and entry["lineage"]["wall_time_seconds"] > 0
     assert translator_for(base, "tiny-c") == "tiny-translator" and translator_for(base, "stranger") is None
+    rows = {row["domain"]: row for row in domain_status(installed_only=True)}
+    assert rows["tiny-translator"]["state"] == "installed translator" and rows["tiny-translator"]["base"] == "tiny"
+    facts = describe("tiny-translator")
+    assert facts["verified against registry.toml"] is True and facts["targets"] == TARGETS
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     loaded = load_translator("tiny-translator", base=base)
     outputs = translate_feed_forward(loaded, images, "tiny-b")
