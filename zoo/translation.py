@@ -286,9 +286,12 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
     if job.reference is not None and len(job.targets) != 1:
         raise ZooError("--reference takes its appearance from one target domain; use it with a single --to")
     check_styles(job.styles)
+    requested = job.inversion.method if job.inversion else "auto"
     job.inversion = resolve_method(job.inversion, job.targets)
     if job.inversion.method == "distilled" and job.latent_files:
-        raise ZooError("--method distilled translates images, not saved latents; give images or another --method")
+        if requested != "auto":
+            raise ZooError("--method distilled translates images, not saved latents; give images or another --method")
+        job.inversion = replace(job.inversion, method="bounded")  # saved latents are rendered as they are
     source = load(job.source, device=device)
     targets = {name: load(name, device=device) for name in job.targets}
     for target in targets.values():
