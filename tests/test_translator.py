@@ -131,3 +131,22 @@ def test_the_cli_trains_a_translator_and_translates_with_it(family, inputs, tmp_
     assert names == sorted(f"face{i}-tiny-to-tiny-b{suffix}.png" for i in (0, 1) for suffix in ("", "-style1", "-style2"))
     assert_user_error(zoo("translate", "--from", "tiny", "--to", "stranger", "--method", "distilled", "--out", tmp_path / "s",
                           inputs, check=False), "mapping networks differ")  # fmt: skip
+
+
+def test_saved_latents_are_rendered_when_the_recipe_translates_by_distillation(family, inputs, tmp_path, monkeypatch):
+    from test_cli import zoo
+
+    from zoo import translation
+    from zoo.domains import Recipe
+    from zoo.translation import TranslationJob, prepare_translation
+
+    monkeypatch.setattr(translation, "recipe_defaults", lambda target: Recipe(base="tiny", iters=1, method="distilled"))
+    assert resolve_method(None, ["tiny-b"]).method == "distilled"
+    zoo("invert", "tiny", inputs / "face0.png", "--steps", "2", "--out", tmp_path / "latents")
+    latents = sorted((tmp_path / "latents").glob("*.latent.safetensors"))
+    job = TranslationJob(source="tiny", targets=["tiny-b"], out=tmp_path / "out", latent_files=latents)
+    assert prepare_translation(job).job.inversion.method == "bounded"
+    job = TranslationJob(source="tiny", targets=["tiny-b"], out=tmp_path / "out", latent_files=latents,
+                         inversion=InversionSettings(method="distilled"))  # fmt: skip
+    with pytest.raises(ZooError, match="not saved latents"):
+        prepare_translation(job)
