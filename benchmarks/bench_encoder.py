@@ -1,12 +1,12 @@
-"""Feed-forward translation with the shipped encoder (issue 17): one image, and a folder of 100.
+"""Feed-forward translation with the shipped encoder or translator (issue 17): one image, and a folder of 100.
 
-    python benchmarks/bench_encoder.py [--threads 2] [--repeats 5]
+    python benchmarks/bench_encoder.py [--method encoder|distilled] [--threads 2] [--repeats 5]
 
 Measures, in the zoo home of this checkout (the shipped emoji family and emoji-noto-encoder):
 - the whole command: `zoo translate --from emoji-noto --to emoji-twemoji --method encoder IMAGE` as a new process
   (Python's start-up, imports, loading both models and the encoder, the translation, writing the file);
 - in process, after start-up: one image encoded and rendered by the target (layer-swapped at the recipe's level),
-  and 100 images the same way in one batch.
+  and 100 images the same way in one batch; with --method distilled, one pass of emoji-noto-translator instead.
 The issue's bars: the translation of one image well under 1 s after start-up; one command in a few seconds; a folder
 of 100 in under a minute.
 """
@@ -27,6 +27,7 @@ from zoo.evaluation import held_out_inputs
 from zoo.images import load_images
 from zoo.registry import load
 from zoo.translation import Renderer, translation_options
+from zoo.translator import load_translator, translate_feed_forward, translator_for
 
 
 def timed(function, repeats: int) -> float:
@@ -42,23 +43,34 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--method", choices=("encoder", "distilled"), default="encoder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     files = held_out_inputs("emoji-noto", "emoji-twemoji")
     with tempfile.TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "zoo", "translate", "--from", "emoji-noto", "--to", "emoji-twemoji", "--method", "encoder",
+        command = [sys.executable, "-m", "zoo", "translate", "--from", "emoji-noto", "--to", "emoji-twemoji", "--method", args.method,
                    "--out", folder, "--force", str(files[0])]  # fmt: skip
         whole = timed(lambda: subprocess.run(command, check=True, capture_output=True), max(1, args.repeats // 2))
     source, target = load("emoji-noto"), load("emoji-twemoji")
-    encoder = load_encoder(encoder_for(source), base=source)
-    renderer = Renderer(source.generator, target.generator, translation_options("emoji-twemoji"))
     one, hundred = load_images(files[:1], 32), load_images(files[:100], 32)
+    if args.method == "distilled":
+        translator = load_translator(translator_for(source, "emoji-twemoji"), base=source)
+
+        def translate(images):
+            return translate_feed_forward(translator, images, "emoji-twemoji")
+    else:
+        encoder = load_encoder(encoder_for(source), base=source)
+        renderer = Renderer(source.generator, target.generator, translation_options("emoji-twemoji"))
+
+        def translate(images):
+            return renderer.render(encode(encoder, images), "const")
+
     with torch.no_grad():
-        single = timed(lambda: renderer.render(encode(encoder, one), "const"), args.repeats)
-        batch = timed(lambda: renderer.render(encode(encoder, hundred), "const"), args.repeats)
-    print(f"| threads | whole `zoo translate` of 1 image s | 1 image after start-up ms | {len(hundred)} images after start-up s |")
-    print("|---|---|---|---|")
-    print(f"| {args.threads} | {whole:.2f} | {single * 1000:.1f} | {batch:.2f} |")
+        single = timed(lambda: translate(one), args.repeats)
+        batch = timed(lambda: translate(hundred), args.repeats)
+    print(f"| method | threads | whole `zoo translate` of 1 image s | 1 image after start-up ms | {len(hundred)} images after start-up s |")
+    print("|---|---|---|---|---|")
+    print(f"| {args.method} | {args.threads} | {whole:.2f} | {single * 1000:.1f} | {batch:.2f} |")
 
 
 if __name__ == "__main__":

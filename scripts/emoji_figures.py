@@ -8,6 +8,10 @@
 - fig5-reference.png (Fig. 5): inputs with the appearance of held-out images of one style;
 - fig7-ablation-STYLE.png (Fig. 7): the same z through the base, FC-FT-LS (l=1), FC-FT, FT-LS (l=1) and FT, for
   each style whose FT model is installed (scripts/build-emoji-zoo.sh --ablation);
+- with --distilled, instead: the same three pictures made by the family's default method, emoji-noto-translator (one
+  forward pass, nothing inverted; `docs/inversion.md`): fig1-distilled.png (inputs, translations above the true
+  counterparts), fig4-distilled.png (five random appearance codes per style), fig5-distilled.png (three references of
+  fluent-3d, their appearance codes from emoji-noto-encoder);
 - fig8-layer-swap.png (Fig. 8): held-out inputs translated with every swap level the model has (l = 0, 1, 2 at
   32 px), by weight swap (the paper's) and by feature swap (the authors' code): the picture docs/transformation.md
   refers to.
@@ -123,17 +127,48 @@ def layer_swap(models, inputs, images, inverted, style="emoji-twemoji") -> objec
     return labelled_grid(rows, [label(path) for path in inputs], ["input", *labels, f"true\n{short(style)}"])
 
 
+def distilled_figures(models, inputs, images, style="emoji-fluent-3d") -> dict[str, object]:
+    """Figs. 1, 4 and 5 made by the family's distilled translator (the default of `zoo translate` for emoji)."""
+    from zoo.translation import random_appearance
+    from zoo.translator import default_translator, load_translator, reference_appearance, translate_feed_forward
+
+    base = models[BASE]
+    translator = load_translator(default_translator(base, STYLES[0]), base=base)
+    outputs = {target: translate_feed_forward(translator, images, target) for target in STYLES}
+    rows, labels = [], []
+    for index, path in enumerate(inputs):
+        rows += [[images[index], *(outputs[target][index] for target in STYLES)], [None, *(truth(target, path) for target in STYLES)]]
+        labels += [label(path), "true answer"]
+    fig1 = labelled_grid(rows, labels, ["input", *map(short, STYLES)])
+    codes = {target: random_appearance(models[target].generator, 5, translation_options(target)) for target in STYLES}
+    fig4 = labelled_grid([[translate_feed_forward(translator, images[:1], target, code[None])[0] for code in codes[target]] for target in STYLES],
+                         list(map(short, STYLES)), [f"appearance {i + 1}" for i in range(5)])  # fmt: skip
+    references = inputs[3:6]
+    reference_images = torch.stack([truth(style, path) for path in references])
+    appearance = reference_appearance(None, base, reference_images, translator.config.appearance_layers)
+    rows = [[None, *reference_images]] + [[images[index], *(translate_feed_forward(translator, images[index : index + 1], style, code[None])[0]
+                                                           for code in appearance)] for index in range(3)]  # fmt: skip
+    fig5 = labelled_grid(rows, [f"{short(style)} references", *map(label, inputs[:3])], ["input", *(f"ref: {label(path)}" for path in references)])
+    return {"fig1-distilled": fig1, "fig4-distilled": fig4, "fig5-distilled": fig5}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--ablation", default="twemoji,fluent-3d", help="Styles whose FT model (emoji-STYLE-ft) to show.")
+    parser.add_argument("--distilled", action="store_true", help="Only Figs. 1, 4, 5 by the distilled translator (seconds).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     test = held_out_inputs(BASE, STYLES[0])
     inputs = test[:: len(test) // 6][:6]  # six held-out emoji spread over the test set
     models = {name: load(name) for name in [BASE, *STYLES]}
     images = load_images(inputs, RESOLUTION)
+    if args.distilled:
+        for name, figure in distilled_figures(models, inputs, images).items():
+            figure.save(args.out / f"{name}.png")
+            print(f"wrote {args.out / name}.png")
+        return
     settings = InversionSettings(steps=args.steps)
     inverted = invert_in_batches(models[BASE], images, settings)
     figures = {

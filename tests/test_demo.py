@@ -8,9 +8,10 @@ import torch
 from test_cli import assert_user_error, zoo
 from zoo_plugins.emoji import BASE_ARCHITECTURE, RESOLUTION, is_training_image
 
-from zoo import install_model
-from zoo.demo import DemoSettings, cast
+from zoo import demo, install_model
+from zoo.demo import DemoSettings, cast, run_demo
 from zoo.errors import ZooError
+from zoo.inversion import InversionSettings
 from zoo.model import Generator, ModelConfig
 
 STYLES = ("emoji-noto", "emoji-twemoji", "emoji-openmoji")
@@ -36,6 +37,10 @@ def test_cast_takes_held_out_inputs_of_the_base(emoji_family):
 
 def test_demo_writes_a_page_of_translations_styles_references_and_distances(emoji_family, tmp_path):
     out = tmp_path / "demo"
+    assert_user_error(zoo("demo", "--out", out, check=False), "zoo train-translator emoji-noto")  # the recipe's method
+    assert not out.exists()
+    zoo("train-translator", "emoji-noto", "--iters", "2", "--batch", "4")
+    zoo("train-encoder", "emoji-noto", "--iters", "2", "--batch", "4")  # the reference's appearance
     result = zoo("demo", "--out", out, "--inputs", "2", "--styles", "2", "--steps", "3", "--samples", "8")
     assert f"wrote {out / 'index.html'}" in result.stdout.replace("\n", "")
     page = (out / "index.html").read_text()
@@ -44,8 +49,17 @@ def test_demo_writes_a_page_of_translations_styles_references_and_distances(emoj
     names = {image.rsplit("/", 1)[-1] for image in images}
     assert sum(name.endswith("-truth.png") for name in names) == 2 * 2  # 2 inputs x 2 targets, each with its answer
     assert {"emoji-twemoji-style2.png", "emoji-openmoji-reference-guided.png", "distances.png"} <= names
-    assert "1 - SSIM" in page and (out / "distances.csv").is_file()
+    assert "1 - SSIM" in page and (out / "distances.csv").is_file() and "distilled translator" in page
+    assert not any(name.startswith("reconstruction-") for name in names)  # nothing was inverted
     assert_user_error(zoo("demo", "--out", out, check=False), "already exists", "--force")
+
+
+def test_demo_inverts_when_the_recipe_does(emoji_family, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "resolve_method", lambda settings, targets: InversionSettings(method="bounded"))
+    page = run_demo(tmp_path / "demo", DemoSettings(inputs=2, styles=2, steps=3, samples=8)).read_text()
+    names = {image.rsplit("/", 1)[-1] for image in re.findall(r'src="([^"]+)"', page)}
+    assert "Inversion: bounded" in page and sum(name.startswith("reconstruction-") for name in names) == 2
+    assert {"emoji-twemoji-style2.png", "emoji-openmoji-reference-guided.png"} <= names
 
 
 def test_demo_needs_the_family_installed(zoo_home):

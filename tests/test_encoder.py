@@ -51,7 +51,7 @@ def test_training_lowers_the_image_loss_and_installs_an_encoder_for_its_base(mod
     after = fixed_batch_losses(run.encoder, model.generator, config)
     assert after["image"] < 0.9 * before["image"], (before, after)
     assert entry["base"] == "tiny" and entry["base_sha256"] == sha256_file(model.info.path) and entry["family"] == model.info.family
-    assert installed_encoders()["tiny-encoder"]["sha256"] == sha256_file(zoo_home / entry["file"])
+    assert installed_encoders()["tiny-encoder"].sha256 == sha256_file(zoo_home / entry["file"])
     assert encoder_for(model) == "tiny-encoder"
     assert entry["lineage"]["iterations"] == 40 and entry["lineage"]["wall_time_seconds"] > 0
     images = torch.rand(2, 3, 32, 32) * 2 - 1

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from .devices import PRECISIONS
 from .errors import ZooError
-from .inversion import INVERSION_METHODS, PERCEPTUAL_CHOICES, PIXEL_LOSSES
+from .inversion import PERCEPTUAL_CHOICES, PIXEL_LOSSES, TRANSLATION_METHODS
 from .sampling import NOISE_MODES
 from .translation import SWAP_MODES
 
@@ -23,7 +23,7 @@ def choice(name: str, values: tuple[str, ...]) -> type[StrEnum]:
     return StrEnum(name, [(value, value) for value in values])
 
 
-Method = choice("Method", INVERSION_METHODS)
+Method = choice("Method", TRANSLATION_METHODS)
 Precision = choice("Precision", PRECISIONS)
 Perceptual = choice("Perceptual", PERCEPTUAL_CHOICES)
 PixelLoss = choice("PixelLoss", PIXEL_LOSSES)

@@ -72,6 +72,7 @@ from .sampling import SEED_RANGE, sample, sample_seeds
 from .swap import install_swapped, level_resolutions
 from .training import TrainConfig, train_and_install
 from .translation import TranslationJob, family_members, prepare_translation, run_translation
+from .translator import TranslatorTrainConfig, train_and_install_translator
 
 
 class CommandsInFull(TyperGroup):
@@ -516,6 +517,29 @@ def train_encoder_command(
                   f"{run.wall_time_seconds / 60:.1f} min -> {entry['file']}")
 
 
+@app.command("train-translator")
+def train_translator_command(
+    base: str = typer.Argument(..., help="The installed base model whose translations to distil (e.g. emoji-noto)."),
+    to: Optional[str] = typer.Option(None, "--to", help="Target domains, comma-separated (default: every installed family member)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the translator (default: BASE-translator)."),
+    iters: int = typer.Option(5000, "--iters", min=1, help="Training steps."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Sampled pairs per step."),
+    appearance_layers: int = typer.Option(4, "--appearance-layers", min=1, help="Last W+ rows taking the appearance code in the pairs."),
+    snapshot_every: int = typer.Option(250, "--snapshot-every", min=1, help="Steps between snapshots."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last snapshot."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed translator of the same name."),
+):
+    """Distil a family's layer-swap translations into one feed-forward network (snapshots in <zoo home>/runs/NAME)."""
+    config = TranslatorTrainConfig(iters=iters, batch=batch, snapshot_every=snapshot_every, seed=seed)
+    targets = to.split(",") if to else None
+    with training_progress(name or f"{base}-translator") as progress:
+        run, entry = train_and_install_translator(base, targets, name, config, appearance_layers=appearance_layers, resume=resume,
+                                                  force=force, command=shlex.join(["zoo", *sys.argv[1:]]), on_step=progress)  # fmt: skip
+    console.print(f"installed translator {entry['base']} -> {', '.join(entry['targets'])} after {run.steps} steps in "
+                  f"{run.wall_time_seconds / 60:.1f} min -> {entry['file']}")
+
+
 @app.command("swap")
 def swap_command(
     target: str = typer.Argument(..., help="An installed fine-tuned model."),
@@ -541,8 +565,11 @@ def parse_resolutions(text: str) -> list[int]:
 
 
 INVERSION_OPTIONS = {  # name -> (type, option); the names are InversionSettings' fields
-    "method": (Method, typer.Option(Method.bounded, "--method", help="bounded (the paper's SeFa-bounded search), projection (StyleGAN2's), "
-                                 "encoder (one pass of the model's trained encoder) or hybrid (encoder, then --steps under a prior).")),
+    "method": (Method, typer.Option(Method.auto, "--method", help="auto (the target's recipe; bounded for zoo invert), bounded (the paper's "
+                                 "SeFa-bounded search), projection (StyleGAN2's), encoder (one pass of the model's trained encoder), "
+                                 "hybrid (encoder, then --steps under a prior) or distilled (translate/eval: one pass of the "
+                                 "family's trained translator, no inversion).")),
+    "translator": (Optional[str], typer.Option(None, "--translator", help="distilled: an installed translator (default: the one made for --from).")),
     "encoder": (Optional[str], typer.Option(None, "--encoder", help="encoder/hybrid: an installed encoder (default: the one made for the model).")),
     "prior_weight": (float, typer.Option(0.01, "--prior-weight", min=0.0, help="hybrid: weight of the Gaussian prior on W.")),
     "steps": (int, typer.Option(500, "--steps", min=1, help="Optimisation steps per image.")),
@@ -588,6 +615,9 @@ def align_command(
 def announce_loss(settings: InversionSettings, device: torch.device, model=None) -> None:
     """Say which perceptual term and precision the inversion uses (both depend on this machine); for the encoder
     methods, first check that `model` has a usable encoder (a one-line error before any work)."""
+    if settings.method == "distilled":
+        error_console.print(f"translation: distilled translator (one forward pass, no inversion) on {device}", soft_wrap=True)
+        return
     if settings.method in ("encoder", "hybrid") and model is not None:
         name = settings.encoder or default_encoder(model)
         load_encoder(name, base=model)
@@ -640,7 +670,7 @@ def translate_command(
     chosen = pick_device(device)
     prepared = prepare_translation(job, device=chosen)
     if inputs:
-        announce_loss(settings, chosen, prepared.source)
+        announce_loss(prepared.job.inversion, chosen, prepared.source)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(prepared.stems) if inputs else 0} image(s) in {source}", total=None)
         written = run_translation(prepared, on_invert=lambda done, total: progress.update(task, completed=done, total=total))
@@ -670,6 +700,8 @@ def invert_command(
     latent_paths = [out / f"{name}-{domain}.latent.safetensors" for name in names]
     image_paths = [out / f"{name}-{domain}-reconstruction.png" for name in names]
     check_free(latent_paths + image_paths, force)
+    if settings.method == "auto":  # zoo invert's default: the paper's bounded inversion
+        settings = InversionSettings(**{**vars(settings), "method": "bounded"})
     announce_loss(settings, chosen, model)
     with progress_bar() as progress:
         task = progress.add_task(f"inverting {len(names)} image(s) in {domain}", total=None)
@@ -839,7 +871,7 @@ def eval_command(
     ]  # fmt: skip
     chosen = pick_device(device)
     prepared = [prepare_evaluation(job, device=chosen) for job in jobs]
-    announce_loss(settings, chosen, prepared[0].source)
+    announce_loss(prepared[0].job.inversion, chosen, prepared[0].source)
     for item in prepared:
         if item.fid:
             error_console.print(f"FID: after the inversion, the outputs and {len(item.fid.reference)} images of {item.fid.folder} "

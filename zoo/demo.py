@@ -31,7 +31,15 @@ from .inversion import InversionSettings, StepCallback, invert, invert_in_batche
 from .metrics import backbone_file
 from .plugins import registered_domains
 from .registry import Registry, load
-from .translation import Renderer, check_styles, translate, translate_multimodal, translate_with_reference, translation_options
+from .translation import (  # fmt: skip
+    Renderer,
+    check_styles,
+    resolve_method,
+    translate,
+    translate_multimodal,
+    translate_with_reference,
+    translation_options,
+)
 
 
 @dataclass
@@ -117,18 +125,42 @@ def run_demo(
     players = cast(settings)
     started = time.perf_counter()
     models = {name: load(name, device=device) for name in [players.base, *players.targets]}
+    translator = None
+    if resolve_method(None, players.targets).method == "distilled":  # the family recipe's method
+        from .translator import family_translator
+
+        translator = family_translator(models[players.base], players.targets)
     if out.exists():  # --force: the previous demo's images go, once the models are known to load
         shutil.rmtree(out / "images", ignore_errors=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    inversion = InversionSettings(steps=settings.steps)
     size = models[players.base].info.config.size
     images = load_images(players.inputs, size)
-    result = invert_in_batches(models[players.base], images, inversion, seed=settings.seed, on_step=on_step)
-    provenance = {"command": "demo", "models": [model_provenance(model) for model in models.values()], "method": inversion.method,
-                  "steps": inversion.steps, "seed": settings.seed,
+    method = "distilled" if translator is not None else "bounded"
+    provenance = {"command": "demo", "models": [model_provenance(model) for model in models.values()], "method": method,
+                  "steps": settings.steps if translator is None else None, "seed": settings.seed,
                   "swap": {name: translation_options(name).swap for name in players.targets}}  # fmt: skip
     page = Page(out, players, settings, provenance)
+    if translator is not None:
+        how = translate_distilled(page, models, images, settings, translator)
+    else:
+        how = translate_inverted(page, models, images, settings, on_step)
+    metric = demo_metric(settings.metric)
+    distances = distance_matrix([load_named(name, device) for name in models], metric=metric, samples=settings.samples,
+                                seed=settings.seed)  # fmt: skip
+    save_distance_matrix(distances, out / "distances", force=True)
+    note = (f"{how} "
+            f"Distances: {distances.label}, {distances.samples} shared z samples per model. "
+            f"Made in {time.perf_counter() - started:.0f} s.")  # fmt: skip
+    return page.write(distances, note)
+
+
+def translate_inverted(page: "Page", models: dict, images: torch.Tensor, settings: DemoSettings, on_step) -> str:
+    """The paper's way: invert the inputs with the base (bounded), render each target; returns the page's note."""
+    players = page.players
+    inversion = InversionSettings(method="bounded", steps=settings.steps)
+    result = invert_in_batches(models[players.base], images, inversion, seed=settings.seed, on_step=on_step)
     page.add_inputs(images, result.reconstructions.cpu())
+    size = images.shape[-1]
     for name in players.targets:
         renderer = Renderer(models[players.base].generator, models[name].generator, translation_options(name, seed=settings.seed))
         page.add_translations(name, translate(renderer, result.latents, result.noise_spec()).cpu(), size)
@@ -138,15 +170,29 @@ def run_demo(
         if reference_image is not None:
             reference = invert(models[name], reference_image[None], inversion, seed=settings.seed).latents
             page.add_reference(name, reference_image, translate_with_reference(renderer, first, "const", reference)[0].cpu())
-    metric = demo_metric(settings.metric)
-    distances = distance_matrix([load_named(name, device) for name in models], metric=metric, samples=settings.samples,
-                                seed=settings.seed)  # fmt: skip
-    save_distance_matrix(distances, out / "distances", force=True)
-    note = (f"Inversion: bounded (SeFa), {settings.steps} steps, loss L1 + {resolve_perceptual(inversion.perceptual)}, "
-            f"{result.precision} synthesis. "
-            f"Distances: {distances.label}, {distances.samples} shared z samples per model. "
-            f"Made in {time.perf_counter() - started:.0f} s.")  # fmt: skip
-    return page.write(distances, note)
+    return (f"Inversion: bounded (SeFa), {settings.steps} steps, loss L1 + {resolve_perceptual(inversion.perceptual)}, "
+            f"{result.precision} synthesis.")  # fmt: skip
+
+
+def translate_distilled(page: "Page", models: dict, images: torch.Tensor, settings: DemoSettings, translator) -> str:
+    """The family recipe's way: one pass of its distilled translator (the reference's appearance from the family
+    encoder, when one is installed); returns the page's note."""
+    from .encoder import encoder_for
+    from .translator import distilled_rows, reference_appearance
+
+    players, base = page.players, models[page.players.base]
+    page.add_inputs(images, None)
+    size = images.shape[-1]
+    for name in players.targets:
+        renderer = Renderer(base.generator, models[name].generator, translation_options(name, seed=settings.seed))
+        rows = distilled_rows(translator, images, name, renderer, settings.styles, None)
+        page.add_translations(name, rows[:, 0], size)
+        page.add_styles(name, rows[0, 1:])
+        reference_image = reference_for(players, name, size)
+        if reference_image is not None and encoder_for(base) is not None:
+            code = reference_appearance(None, base, reference_image[None], translator.config.appearance_layers)
+            page.add_reference(name, reference_image, distilled_rows(translator, images[:1], name, renderer, 0, code)[0, -1])
+    return "Translation: the family's distilled translator, one forward pass, no inversion (docs/inversion.md)."
 
 
 def reference_for(players: Cast, target: str, size: int) -> torch.Tensor | None:
@@ -171,8 +217,10 @@ class Page:
         save_image(tensor, self.out / "images" / f"{name}.png", force=True, provenance={**self.provenance, "image": name})
         return f'<img src="images/{html.escape(name)}.png" alt="{html.escape(name)}">'
 
-    def add_inputs(self, images: torch.Tensor, reconstructions: torch.Tensor) -> None:
+    def add_inputs(self, images: torch.Tensor, reconstructions: torch.Tensor | None) -> None:
         self.translation_columns["input"] = [self.image(image, f"input-{path.stem}") for image, path in zip(images, self.players.inputs)]
+        if reconstructions is None:  # nothing was inverted
+            return
         self.translation_columns[f"{self.players.base} (reconstruction)"] = [
             self.image(image, f"reconstruction-{path.stem}") for image, path in zip(reconstructions, self.players.inputs)
         ]
@@ -228,8 +276,8 @@ th, td {{ padding: 4px 6px; text-align: center; font-size: 13px; }}
 .heatmap {{ width: auto; height: auto; image-rendering: auto; border: none; }}
 </style></head><body>
 <h1>zoo demo: the {family} family</h1>
-<p>{count} held-out images of <b>{base}</b> (no target model was trained on them), inverted with {base} and generated
-with every other domain's model. Beside each translation, small, is the same subject as that domain really draws it
+<p>{count} held-out images of <b>{base}</b> (no target model was trained on them), translated into every other domain
+of the family (how: below). Beside each translation, small, is the same subject as that domain really draws it
 (the true answer, never seen in training).</p>
 <h2>Translations</h2>
 <table><tr>{header}</tr>{rows}</table>

@@ -13,7 +13,7 @@ from .checkpoint import read_info
 from .errors import ZooError
 from .files import sha256_file
 from .plugins import plugin_listing, registered_domains
-from .registry import ENCODERS, EncoderEntry, Registry, resolve
+from .registry import ENCODERS, TRANSLATORS, CompanionEntry, Registry, resolve
 from .specs import IMAGE_SUFFIXES, WEIGHT_FORMATS, DataSource, DomainSpec, Recipe, Weights  # noqa: F401 - the plugin API, re-exported
 
 
@@ -37,6 +37,8 @@ def get_domain(name: str) -> DomainSpec:
 
 UNREGISTERED = "unregistered file"  # a checkpoint with no registry entry: `zoo import --force` it, or delete it
 INSTALLED_ENCODER = "installed encoder"  # an image -> latent encoder of a family's base (zoo train-encoder)
+# The registry's tables of networks made for one base (zoo/companions.py) and the state `zoo list` shows for each.
+COMPANION_STATES = {ENCODERS: INSTALLED_ENCODER, TRANSLATORS: "installed translator"}
 
 
 def domain_status(pattern: str | None = None, family: str | None = None, installed_only: bool = False) -> list[dict]:
@@ -70,20 +72,22 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
     for name in unregistered:
         if name not in declared and (pattern is None or fnmatch.fnmatch(name, pattern)) and family is None:
             rows.append({"domain": name, "family": None, "resolution": None, "base": None, "state": UNREGISTERED, "plugin": None, "version": None})
-    for name, entry in sorted(registry.encoders().items()):
-        if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.family):
-            rows.append({"domain": name, "family": entry.family, "resolution": None, "base": entry.base,
-                         "state": INSTALLED_ENCODER, "plugin": None, "version": None})
-    return [row for row in rows if not installed_only or row["state"] in ("installed", INSTALLED_ENCODER)]
+    for table, state in COMPANION_STATES.items():
+        for name, entry in sorted(registry.companions(table).items()):
+            if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.family):
+                rows.append({"domain": name, "family": entry.family, "resolution": None, "base": entry.base,
+                             "state": state, "plugin": None, "version": None})
+    return [row for row in rows if not installed_only or row["state"] in ("installed", *COMPANION_STATES.values())]
 
 
 def describe(name_or_path: str) -> dict:
     """`zoo info`: what the checkpoint says (if installed or a path) and what the domain's plugin declares."""
     spec = registered_domains().get(name_or_path)
     registry = Registry()
-    encoder = registry.encoders().get(name_or_path)
-    if encoder is not None:
-        return encoder_facts(registry, name_or_path, encoder)
+    for table in COMPANION_STATES:
+        entry = registry.companions(table).get(name_or_path)
+        if entry is not None:
+            return companion_facts(registry, table, name_or_path, entry)
     facts: dict = {}
     if spec is None or registry.get(name_or_path):
         path, registered_sha256 = resolve(name_or_path)
@@ -109,16 +113,17 @@ def describe(name_or_path: str) -> dict:
     return facts
 
 
-def encoder_facts(registry: Registry, name: str, entry: EncoderEntry) -> dict:
-    """`zoo info` of an installed encoder: its file (sha256 checked against registry.toml), base, family and lineage."""
-    path = registry.contained_file(name, entry.file, ENCODERS)
+def companion_facts(registry: Registry, table: str, name: str, entry: CompanionEntry) -> dict:
+    """`zoo info` of an installed encoder or translator: its file (sha256 checked against registry.toml), base,
+    family, what it is made of (backbone, targets) and lineage."""
+    path = registry.contained_file(name, entry.file, table)
     sha256 = sha256_file(path)
     return {
-        "encoder": name,
+        entry.kind or table[:-1]: name,
         "family": entry.family,
         "base": entry.base,
         "base sha256": entry.base_sha256,
-        "backbone": entry.backbone,
+        **{key: getattr(entry, key) for key in ("backbone", "targets") if getattr(entry, key) is not None},
         "file": str(path),
         "sha256": sha256,
         "verified against registry.toml": sha256 == entry.sha256,

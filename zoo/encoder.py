@@ -18,25 +18,23 @@ latent, then a short optimisation under a Gaussian prior in the whitened, leaky-
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import ZooModel, read_safetensors
+from .checkpoint import ZooModel
+from .companions import Companion, install_companion, installed, load_companion, load_snapshot, matching, save_snapshot
 from .errors import ZooError
-from .files import atomic_path, sha256_file
+from .files import sha256_file
 from .home import zoo_home
 from .metrics import ssim
 from .model import EqualLinear, Generator, PixelNorm
-from .registry import CHECKPOINTS, ENCODERS, UNKNOWN_SHA256, Registry, check_name, load, resolve
+from .registry import ENCODERS, CompanionEntry, Registry, check_name, load
 
 ENCODER_FORMAT = "zoo-encoder"
 ENCODER_FORMAT_VERSION = "1"
@@ -194,7 +192,7 @@ def train_encoder(
     """Train an encoder for `base` (snapshots in <zoo home>/runs/NAME; `resume` continues from the last one)."""
     generator = base.generator.eval().requires_grad_(False)
     run_dir = zoo_home() / "runs" / check_name(name)
-    snapshot = load_run_snapshot(run_dir) if resume else None
+    snapshot = load_snapshot(run_dir, RUN_FORMAT, "encoder") if resume else None
     if snapshot is None and (run_dir / "snapshot.pt").exists():
         raise ZooError(f"{run_dir}: a run of this name exists; pass --resume to continue it, or delete the folder")
     with torch.random.fork_rng(devices=[]):  # the initial weights come from the run's seed alone
@@ -219,40 +217,14 @@ def train_encoder(
         metrics = {key: round(float(value.detach()), 5) for key, value in losses.items()}
         if step % config.snapshot_every == 0 or step == config.iters:
             wall = wall_before + time.perf_counter() - started
-            save_run_snapshot(run_dir, encoder, optimizer, step, wall, metrics, base, backbone, config)
+            save_snapshot(run_dir, {"format": RUN_FORMAT, "encoder": encoder.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "step": step, "wall_time_seconds": wall, "metrics": metrics,
+                                    "base_sha256": sha256_file(base.info.path), "backbone": backbone,
+                                    "train_config": asdict(config)})  # fmt: skip
         if on_step:
             on_step(step, config.iters, metrics)
     encoder.eval()
     return EncoderRun(encoder, step, wall_before + time.perf_counter() - started, metrics, run_dir)
-
-
-def save_run_snapshot(run_dir, encoder, optimizer, step, wall, metrics, base: ZooModel, backbone: str, config) -> None:
-    state = {
-        "format": RUN_FORMAT,
-        "encoder": encoder.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "wall_time_seconds": wall,
-        "metrics": metrics,
-        "base_sha256": sha256_file(base.info.path),
-        "backbone": backbone,
-        "train_config": asdict(config),
-    }
-    with atomic_path(Path(run_dir) / "snapshot.pt") as tmp:
-        torch.save(state, tmp)
-
-
-def load_run_snapshot(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / "snapshot.pt"
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged zip/pickle
-        raise ZooError(f"{path}: unreadable snapshot ({type(error).__name__}); delete the run directory to start over") from None
-    if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-        raise ZooError(f"{path}: not an encoder run's snapshot; delete the run directory to start over")
-    return state
 
 
 def check_same_run(snapshot: dict, base: ZooModel, backbone: str, config: EncoderTrainConfig, run_dir: Path) -> None:
@@ -266,87 +238,28 @@ def check_same_run(snapshot: dict, base: ZooModel, backbone: str, config: Encode
 # Files and the registry
 
 
-def save_encoder(path: Path, encoder: Encoder, *, base: str, base_sha256: str, family: str, lineage: dict) -> str:
-    """Write the encoder's weights and metadata atomically; returns the file's sha256."""
-    metadata = {
-        "zoo.format": ENCODER_FORMAT,
-        "zoo.format_version": ENCODER_FORMAT_VERSION,
-        "config": json.dumps(asdict(encoder.config)),
-        "base": base,
-        "base_sha256": base_sha256,
-        "family": family,
-        "lineage": json.dumps(lineage),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file({key: value.detach().cpu().contiguous() for key, value in encoder.state_dict().items()}, str(tmp), metadata=metadata)
-    return sha256_file(path)
-
-
 def install_encoder(name: str, encoder: Encoder, base: str, *, lineage: dict, force: bool = False,
                     registry: Registry | None = None) -> dict:  # fmt: skip
-    """Save checkpoints/NAME.safetensors and record it in registry.toml's encoders table, with its base's sha256, as
-    one transaction (the registry's, as for models)."""
-    registry = registry or Registry()
-    check_name(name)
-    base_path, base_sha256 = resolve(base, registry)
-    base_sha256 = base_sha256 or sha256_file(base_path)
-    family = registry.get(base).family if registry.get(base) else load(base).info.family
-    destination = registry.model_file(name)
-    with registry.editing() as edit:
-        encoders = edit.tables.setdefault(ENCODERS, {})
-        if not force and (name in encoders or name in edit.domains or destination.exists()):
-            raise ZooError(f"{destination}: '{name}' already exists; pass --force to replace it, or choose another name")
-        entry = {
-            "file": f"{CHECKPOINTS}/{destination.name}",
-            "sha256": UNKNOWN_SHA256,
-            "kind": "encoder",
-            "base": base,
-            "base_sha256": base_sha256,
-            "family": family,
-            "backbone": encoder.config.backbone,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "lineage": lineage,
-        }
-        registry.serialise(edit.domains, {**edit.tables, ENCODERS: {**encoders, name: entry}})  # before any write
-        entry["sha256"] = save_encoder(edit.stage(destination), encoder, base=base, base_sha256=base_sha256, family=family,
-                                       lineage=lineage)  # fmt: skip
-        encoders[name] = entry
-    return entry
+    """Save checkpoints/NAME.safetensors and record it in registry.toml's encoders table (zoo/companions.py)."""
+    companion = Companion(ENCODERS, "encoder", ENCODER_FORMAT, encoder, asdict(encoder.config))
+    return install_companion(companion, name, base, lineage=lineage, extra={"backbone": encoder.config.backbone}, force=force,
+                             registry=registry)  # fmt: skip
 
 
-def installed_encoders(registry: Registry | None = None) -> dict[str, dict]:
-    return (registry or Registry()).table(ENCODERS)
+def installed_encoders(registry: Registry | None = None) -> dict[str, CompanionEntry]:
+    return installed(ENCODERS, registry)
 
 
 def encoder_for(base: ZooModel, registry: Registry | None = None) -> str | None:
     """The installed encoder made for exactly this base checkpoint (same sha256), or None."""
-    sha256 = sha256_file(base.info.path)
-    matches = sorted(name for name, entry in installed_encoders(registry).items() if entry.get("base_sha256") == sha256)
+    matches = matching(ENCODERS, sha256_file(base.info.path), registry)
     return matches[0] if matches else None
 
 
 def load_encoder(name_or_path: str | Path, base: ZooModel | None = None, registry: Registry | None = None) -> Encoder:
     """An installed encoder by name (sha256 checked) or a file; with `base`, it must have been trained for that base."""
-    registry = registry or Registry()
-    entry = installed_encoders(registry).get(str(name_or_path))
-    path = registry.contained_file(str(name_or_path), entry.get("file"), ENCODERS) if entry else Path(name_or_path)
-    if not path.is_file():
-        raise ZooError(f"{name_or_path}: neither an installed encoder nor a file; train one with `zoo train-encoder BASE`")
-    if entry and sha256_file(path) != entry["sha256"]:
-        raise ZooError(f"{path}: sha256 differs from registry.toml's; the file changed, train or install it again")
-    metadata, tensors = read_safetensors(path, "encoder file", "train one with `zoo train-encoder BASE`")
-    if metadata.get("zoo.format") != ENCODER_FORMAT:
-        raise ZooError(f"{path}: not a zoo encoder; make one with `zoo train-encoder BASE`")
-    if base is not None and metadata.get("base_sha256") != sha256_file(base.info.path):
-        raise ZooError(f"{path}: trained for {metadata.get('base')}, not for {base.info.domain}; train one with "
-                       f"`zoo train-encoder {base.info.domain}`")  # fmt: skip
-    encoder = Encoder(EncoderConfig(**json.loads(metadata["config"])))
-    try:
-        encoder.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ZooError(f"{path}: weights do not fit its recorded backbone ({str(error).splitlines()[0]})") from None
-    return encoder.eval().requires_grad_(False)
+    return load_companion(ENCODERS, name_or_path, ENCODER_FORMAT, lambda config: Encoder(EncoderConfig(**config)), base=base,
+                          kind="encoder", command="train-encoder", registry=registry)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -38,7 +38,15 @@ from .metrics import Metric, get_metric, join_features, map_features
 from .photos import AlignSettings, load_one_each
 from .plugins import registered_domains
 from .registry import load
-from .translation import Renderer, TranslatedImages, check_same_family, check_styles, translate_images, translation_options
+from .translation import (  # fmt: skip
+    Renderer,
+    TranslatedImages,
+    check_same_family,
+    check_styles,
+    resolve_method,
+    translate_images,
+    translation_options,
+)
 
 TEST_SPLIT = "test-split"
 DIVERSITY_PAIRS = 1000  # random pairs of distinct outputs (every pair when there are fewer)
@@ -106,6 +114,7 @@ class PreparedEvaluation:
     notes: list[str]
     device: torch.device
     colour_tables: torch.Tensor | None = None  # the colour-transfer baseline's lookup tables, with paired ground truth
+    translator: Any = None  # the distilled method's network (zoo/translator.py)
 
 
 @dataclass
@@ -148,7 +157,7 @@ class Evaluation:
     diversity: float  # LPIPS_d: random pairs of distinct outputs
     diversity_pairs: int
     style_diversity: float | None  # outputs of one input under different appearance codes
-    reconstruction_ssim: float  # the inversion's reconstruction <-> its input, in the source domain
+    reconstruction_ssim: float | None  # the inversion's reconstruction <-> its input, in the source domain (None: no inversion)
     fid: FidScore | None
     paired: PairedScores | None
     notes: list[str]  # what was skipped, and why
@@ -173,6 +182,7 @@ def evaluate(
 def prepare_evaluation(job: EvaluationJob, device: torch.device | str = "cpu") -> PreparedEvaluation:
     """Everything that can fail on bad input, before the inversion: models, inputs, metric, FID and pairs."""
     check_styles(job.styles)
+    job.inversion = resolve_method(job.inversion, [job.target])
     if job.fid not in ("auto", True, False):
         raise ZooError(f"fid must be 'auto', True or False (got {job.fid!r})")
     device = torch.device(device)
@@ -194,7 +204,12 @@ def prepare_evaluation(job: EvaluationJob, device: torch.device | str = "cpu") -
         notes.append(f"FID from {len(files)} outputs (fewer than its {FID_FEATURES} feature dimensions) is biased upward; "
                      "compare only FIDs from equally many inputs (the paper used 2000)")  # fmt: skip
     tables = colour_baseline_tables(job.source, job.target, source.info.config.size) if pairs else None
-    return PreparedEvaluation(job, source, target, renderer, files, images, metric, fid, pairs, notes, device, tables)
+    translator = None
+    if job.inversion.method == "distilled":
+        from .translator import family_translator
+
+        translator = family_translator(source, [job.target], job.inversion.translator)
+    return PreparedEvaluation(job, source, target, renderer, files, images, metric, fid, pairs, notes, device, tables, translator)
 
 
 def colour_baseline_tables(source: str, target: str, size: int) -> torch.Tensor | None:
@@ -310,6 +325,8 @@ def run_evaluation(prepared: PreparedEvaluation, on_invert: StepCallback | None 
 def run_evaluations(prepared: Sequence[PreparedEvaluation], on_invert: StepCallback | None = None) -> list[Evaluation]:
     """Several evaluations of the same inputs of the same source (one per target, or per swap level) on ONE inversion."""
     first = prepared[0].job
+    if first.inversion.method == "distilled":
+        return [score(item, translate_distilled(item)) for item in prepared]
     for other in prepared[1:]:
         job = other.job
         if (job.source, job.inputs, job.inversion, job.seed, job.batch, job.limit) != (first.source, first.inputs, first.inversion,
@@ -321,6 +338,15 @@ def run_evaluations(prepared: Sequence[PreparedEvaluation], on_invert: StepCallb
             for item in prepared]  # fmt: skip
 
 
+def translate_distilled(prepared: PreparedEvaluation) -> TranslatedImages:
+    """The distilled method's outputs (one forward pass; no inversion), with `styles` random appearance codes."""
+    from .translator import distilled_rows
+
+    styles = prepared.job.styles if prepared.job.styles >= 2 else 0
+    rows = distilled_rows(prepared.translator, prepared.images, prepared.job.target, prepared.renderer, styles, None).clamp(-1, 1)
+    return TranslatedImages(outputs=rows[:, 0], styles=rows[:, 1:] if styles else None, inversion=None)
+
+
 def score(prepared: PreparedEvaluation, translated: TranslatedImages) -> Evaluation:
     job, metric, device = prepared.job, prepared.metric, prepared.device
     outputs = cached_features(metric, translated.outputs.split(CHUNK), device)
@@ -329,8 +355,10 @@ def score(prepared: PreparedEvaluation, translated: TranslatedImages) -> Evaluat
     similarity = indexed_distances(metric, outputs, same, inputs, same)
     first, second = random_pairs(len(prepared.files), DIVERSITY_PAIRS, job.seed)
     diversity = indexed_distances(metric, outputs, first, outputs, second)
-    ssim = reconstruction_scores(translated.inversion.reconstructions.cpu(), prepared.images)["ssim"]
-    per_input = [{"input": path.name, "similarity": float(similarity[index]), "reconstruction_ssim": float(ssim[index])}
+    inversion = translated.inversion
+    ssim = reconstruction_scores(inversion.reconstructions.cpu(), prepared.images)["ssim"] if inversion else None
+    per_input = [{"input": path.name, "similarity": float(similarity[index]),
+                  "reconstruction_ssim": None if ssim is None else float(ssim[index])}
                  for index, path in enumerate(prepared.files)]  # fmt: skip
     paired = None
     if prepared.pairs:
@@ -348,13 +376,13 @@ def score(prepared: PreparedEvaluation, translated: TranslatedImages) -> Evaluat
         label=metric.label,
         inputs=[path.name for path in prepared.files],
         translation={**asdict(prepared.renderer.options), "styles": job.styles},
-        inversion={**asdict(translated.inversion.settings), "loss": translated.inversion.loss_label,
-                   "precision": translated.inversion.precision, "seconds": round(translated.inversion.seconds, 2)},
+        inversion=asdict(job.inversion) if inversion is None else {**asdict(inversion.settings), "loss": inversion.loss_label,
+                   "precision": inversion.precision, "seconds": round(inversion.seconds, 2)},  # fmt: skip
         similarity=float(similarity.mean()),
         diversity=float(diversity.mean()),
         diversity_pairs=len(first),
         style_diversity=style_diversity(metric, translated.styles, device) if translated.styles is not None else None,
-        reconstruction_ssim=float(ssim.mean()),
+        reconstruction_ssim=None if ssim is None else float(ssim.mean()),
         fid=fid_score(prepared.fid, translated.outputs, prepared.target.info.config.size, device) if prepared.fid else None,
         paired=paired,
         notes=prepared.notes,
@@ -494,7 +522,8 @@ def summary_rows(result: Evaluation) -> list[tuple[str, str, str]]:
     if result.style_diversity is not None:
         styles = result.translation["styles"]
         rows.append((f"diversity: one input's outputs under {styles} appearance codes", f"{result.style_diversity:.4f}", label))
-    rows.append((f"reconstruction SSIM of the inversion in {result.source}", f"{result.reconstruction_ssim:.4f}", SSIM_LABEL))
+    if result.reconstruction_ssim is not None:
+        rows.append((f"reconstruction SSIM of the inversion in {result.source}", f"{result.reconstruction_ssim:.4f}", SSIM_LABEL))
     if result.fid:
         fid = result.fid
         rows.append((f"FID: {fid.outputs} outputs vs {fid.reference_images} images of {fid.reference}", f"{fid.value:.2f}", FID_LABEL))

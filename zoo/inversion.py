@@ -28,7 +28,7 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +50,9 @@ from .model import Generator
 PERCEPTUAL_CHOICES = ("auto", "lpips-vgg", "ssim", "none")
 PIXEL_LOSSES = ("l1", "l2")
 INVERSION_METHODS = ("bounded", "projection", "encoder", "hybrid")  # the last two: zoo/encoder.py
+# What `zoo translate`/`zoo eval` accept besides: 'distilled' (no inversion: zoo/translator.py) and 'auto' (the target
+# domain's recipe; `zoo invert` takes it as 'bounded').
+TRANSLATION_METHODS = (*INVERSION_METHODS, "distilled", "auto")
 LATENT_FORMAT = "zoo-latent"
 LATENT_FORMAT_VERSION = "1"
 SEFA_CACHE_VERSION = "1"
@@ -151,11 +154,12 @@ class InversionSettings:
     perturbation_ramp: float = 0.75  # projection: fraction of the steps over which the perturbation decays to 0
     precision: str = "auto"  # of the synthesis while optimising: float32, bfloat16, or auto (bfloat16 where native)
     encoder: str | None = None  # encoder and hybrid: an installed encoder or file (None: the one made for the model)
+    translator: str | None = None  # distilled: an installed translator or file (None: the one made for the source)
     prior_weight: float = 0.01  # hybrid: weight of the Gaussian prior on W (zoo/encoder.py, WPrior)
 
     def __post_init__(self):
-        if self.method not in INVERSION_METHODS:
-            raise ZooError(f"--method {self.method!r}: use one of {', '.join(INVERSION_METHODS)}")
+        if self.method not in TRANSLATION_METHODS:
+            raise ZooError(f"--method {self.method!r}: use one of {', '.join(TRANSLATION_METHODS)}")
         check_in_range("--steps", self.steps, 1)
         check_in_range("--directions", self.directions, 0)
         check_in_range("sefa_samples", self.sefa_samples, 2)
@@ -323,6 +327,10 @@ def invert(
 ) -> InversionResult:
     """Invert (B, 3, H, W) images in [-1, 1] into `model`'s W (or W+), one latent per image."""
     settings = settings or InversionSettings()
+    if settings.method == "auto":
+        settings = replace(settings, method="bounded")
+    if settings.method == "distilled":
+        raise ZooError("--method distilled translates without inverting; use it with `zoo translate` or `zoo eval`")
     if settings.method in ("encoder", "hybrid"):
         from .encoder import invert_with_encoder
 

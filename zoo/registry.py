@@ -44,6 +44,7 @@ LOCK_TIMEOUT_SECONDS = 60
 FORMAT_VERSION = 1
 CHECKPOINTS = "checkpoints"
 ENCODERS = "encoders"  # the table of image -> latent encoders, one per base (zoo/encoder.py)
+TRANSLATORS = "translators"  # the table of feed-forward translators, one per base (zoo/translator.py)
 RUNS = "runs"
 UNKNOWN_SHA256 = "0" * 64  # stands in for the checkpoint's hash while the document is checked before writing
 
@@ -97,22 +98,24 @@ class RegistryEntry:
 
 
 @dataclass(frozen=True)
-class EncoderEntry:
-    """One installed image -> latent encoder as registry.toml's `encoders` table records it (zoo/encoder.py writes
-    it); a field the table lacks is None."""
+class CompanionEntry:
+    """One installed network made for a base model, an encoder or a translator (zoo/companions.py writes them), as
+    its table of registry.toml (`encoders`, `translators`) records it; a field the table lacks is None."""
 
     name: str  # the table's key
     file: str | None = None
     sha256: str | None = None
+    kind: str | None = None  # 'encoder', 'translator'
     family: str | None = None
     base: str | None = None
     base_sha256: str | None = None
-    backbone: str | None = None
+    backbone: str | None = None  # encoders: the timm backbone
+    targets: list | None = None  # translators: the domains it translates into
     created: str | None = None
     lineage: dict | None = None
 
     @classmethod
-    def from_table(cls, name: str, table: dict) -> EncoderEntry:
+    def from_table(cls, name: str, table: dict) -> CompanionEntry:
         return cls(name=name, **{item.name: table.get(item.name) for item in fields(cls) if item.name != "name"})
 
 
@@ -157,9 +160,9 @@ class Registry:
         table = self.table("domains")
         return {name: RegistryEntry.parse(name, entry, self.path) for name, entry in table.items()}
 
-    def encoders(self) -> dict[str, EncoderEntry]:
-        """{name: EncoderEntry} of the `encoders` table."""
-        return {name: EncoderEntry.from_table(name, table) for name, table in self.table(ENCODERS).items()}
+    def companions(self, table: str) -> dict[str, CompanionEntry]:
+        """{name: CompanionEntry} of a companions' table (`encoders`, `translators`)."""
+        return {name: CompanionEntry.from_table(name, entry) for name, entry in self.table(table).items()}
 
     def table(self, table: str) -> dict[str, dict]:
         """One top-level table of the file (`domains`, or another such as `encoders`), name -> entry as stored."""

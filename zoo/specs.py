@@ -61,6 +61,7 @@ class Recipe:
     swap_layers: int = 0
     appearance_layers: int = 4
     truncation: float = 0.7
+    method: str = "bounded"  # how `zoo translate` into this domain works by default (--method auto)
     architecture: dict | None = None  # ModelConfig fields (style_dim, n_mlp, channels) of a base trained from scratch
 
     def __post_init__(self):

@@ -12,8 +12,9 @@ model once; `features` runs the source and hands its activation at 2^(l+2) px to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from .photos import AlignSettings, Crop, check_paste_back, load_inputs, paste_tr
 from .plugins import registered_domains
 from .registry import Registry, load
 from .swap import feature_swap, level_resolutions, weight_swap
+
+if TYPE_CHECKING:
+    from .translator import Translator
 
 SWAP_MODES = ("weights", "features")
 MAX_STYLES = 256  # random appearance codes per input: a figure's worth; more is a typo, not a translation
@@ -153,7 +157,7 @@ class TranslatedImages:
 
     outputs: torch.Tensor  # (B, 3, H, W): the content code on every layer of the target
     styles: torch.Tensor | None  # (B, styles, 3, H, W): with random appearance codes; None when none were asked for
-    inversion: InversionResult
+    inversion: InversionResult | None  # None for the distilled method, which inverts nothing
 
 
 def translate_images(renderer: Renderer, inverted: InversionResult, *, styles: int = 0) -> TranslatedImages:
@@ -173,6 +177,18 @@ def family_members(source: str, registry: Registry | None = None) -> list[str]:
         raise ZooError(f"model {source!r} is not installed; see `zoo list --installed`")
     mapping = domains[source].mapping_sha256
     return sorted(name for name, entry in domains.items() if name != source and entry.mapping_sha256 == mapping)
+
+
+def resolve_method(settings: InversionSettings | None, targets: list[str]) -> InversionSettings:
+    """--method auto -> the targets' recipe method ('bounded' for a domain without a recipe); any other as given."""
+    settings = settings or InversionSettings(method="auto")
+    if settings.method != "auto":
+        return settings
+    methods = {recipe.method if (recipe := recipe_defaults(target)) else "bounded" for target in targets}
+    if len(methods) > 1:
+        raise ZooError(f"the recipes of {', '.join(targets)} translate by different methods ({', '.join(sorted(methods))}); "
+                       "pass --method")  # fmt: skip
+    return replace(settings, method=methods.pop())
 
 
 def recipe_defaults(target: str) -> Recipe | None:
@@ -245,7 +261,7 @@ class Inputs:
     """The content to translate: names for the output files, W+ latents and their noise ('const' or per-image maps)."""
 
     stems: list[str]
-    latents: torch.Tensor
+    latents: torch.Tensor | None  # None for the distilled method
     noise: object
     images: torch.Tensor | None  # the input pixels, when inputs were images
 
@@ -264,6 +280,7 @@ class PreparedTranslation:
     saved: list[SavedLatent] | None
     reference_image: torch.Tensor | None
     crops: list[Crop] | None = None  # the aligned crops the images are, when inputs were aligned
+    translator: "Translator | None" = None  # the distilled method's network
 
 
 def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslation:
@@ -273,6 +290,12 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
     if job.reference is not None and len(job.targets) != 1:
         raise ZooError("--reference takes its appearance from one target domain; use it with a single --to")
     check_styles(job.styles)
+    requested = job.inversion.method if job.inversion else "auto"
+    job.inversion = resolve_method(job.inversion, job.targets)
+    if job.inversion.method == "distilled" and job.latent_files:
+        if requested != "auto":
+            raise ZooError("--method distilled translates images, not saved latents; give images or another --method")
+        job.inversion = replace(job.inversion, method="bounded")  # saved latents are rendered as they are
     source = load(job.source, device=device)
     targets = {name: load(name, device=device) for name in job.targets}
     for target in targets.values():
@@ -293,11 +316,41 @@ def prepare_translation(job: TranslationJob, device="cpu") -> PreparedTranslatio
         check_paste_back(crops, job.targets)
     pasted = [pasted_path(path) for paths in plan.per_input for path in paths] if job.paste_back else []
     check_free(plan.paths() + pasted, job.force)
-    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image, crops)
+    translator = None
+    if job.inversion.method == "distilled":
+        from .translator import family_translator
+
+        translator = family_translator(source, job.targets, job.inversion.translator)
+    return PreparedTranslation(job, source, targets, renderers, plan, stems, images, saved, reference_image, crops, translator)
 
 
 def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | None = None) -> list[Path]:
-    """Invert (or read the saved latents), render with every target, write; returns the files written."""
+    """Translate (one pass of the distilled translator, or invert / read the saved latents and render with every
+    target), then write; returns the files written."""
+    content, rows = distilled_translations(prepared, on_invert) if prepared.translator else inverted_translations(prepared, on_invert)
+    provenance = translation_provenance(prepared)
+    with all_or_nothing() as written:
+        written += write_outputs(prepared.job, prepared.plan, content, rows, provenance)
+        if prepared.job.paste_back:
+            written += paste_translations(prepared.crops, prepared.plan.per_input, rows[prepared.job.targets[0]], provenance)
+    return written
+
+
+def distilled_translations(prepared: PreparedTranslation, on_invert: StepCallback | None) -> tuple["Inputs", dict]:
+    from .translator import distilled_rows, reference_appearance
+
+    job, reference = prepared.job, None
+    if prepared.reference_image is not None:
+        reference = reference_appearance(job.inversion.encoder, prepared.source, prepared.reference_image,
+                                         prepared.translator.config.appearance_layers)  # fmt: skip
+    rows = {name: distilled_rows(prepared.translator, prepared.images, name, renderer, job.styles, reference)
+            for name, renderer in prepared.renderers.items()}  # fmt: skip
+    if on_invert:
+        on_invert(1, 1)
+    return Inputs(prepared.stems, None, None, prepared.images), rows
+
+
+def inverted_translations(prepared: PreparedTranslation, on_invert: StepCallback | None) -> tuple["Inputs", dict]:
     job = prepared.job
     content = read_inputs(prepared, on_invert)
     reference = None
@@ -306,12 +359,7 @@ def run_translation(prepared: PreparedTranslation, on_invert: StepCallback | Non
         reference = invert(target, prepared.reference_image, job.inversion, seed=job.seed).latents
     rows = {name: render_rows(renderer, content.latents, content.noise, job.styles, reference)
             for name, renderer in prepared.renderers.items()}  # fmt: skip
-    provenance = translation_provenance(prepared)
-    with all_or_nothing() as written:
-        written += write_outputs(job, prepared.plan, content, rows, provenance)
-        if job.paste_back:
-            written += paste_translations(prepared.crops, prepared.plan.per_input, rows[job.targets[0]], provenance)
-    return written
+    return content, rows
 
 
 def translation_provenance(prepared: PreparedTranslation) -> dict:
