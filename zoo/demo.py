@@ -40,6 +40,7 @@ from .translation import (  # fmt: skip
     translate_with_reference,
     translation_options,
 )
+from .translator import distilled_rows, family_translator, reference_appearance
 
 
 @dataclass
@@ -127,8 +128,6 @@ def run_demo(
     models = {name: load(name, device=device) for name in [players.base, *players.targets]}
     translator = None
     if resolve_method(None, players.targets).method == "distilled":  # the family recipe's method
-        from .translator import family_translator
-
         translator = family_translator(models[players.base], players.targets)
     if out.exists():  # --force: the previous demo's images go, once the models are known to load
         shutil.rmtree(out / "images", ignore_errors=True)
@@ -178,8 +177,6 @@ def translate_distilled(page: "Page", models: dict, images: torch.Tensor, settin
     """The family recipe's way: one pass of its distilled translator (the reference's appearance from the family
     encoder, when one is installed); returns the page's note."""
     from .encoder import encoder_for
-    from .translator import distilled_rows, reference_appearance
-
     players, base = page.players, models[page.players.base]
     page.add_inputs(images, None)
     size = images.shape[-1]

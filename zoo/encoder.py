@@ -34,6 +34,8 @@ from .files import sha256_file
 from .home import zoo_home
 from .metrics import ssim
 from .model import EqualLinear, Generator, PixelNorm
+from .reconstruction import InversionResult, ReconstructionLoss
+from .reconstruction import learning_rate as schedule
 from .registry import ENCODERS, CompanionEntry, Registry, check_name, load
 
 ENCODER_FORMAT = "zoo-encoder"
@@ -297,8 +299,6 @@ def invert_with_encoder(model: ZooModel, images: torch.Tensor, settings, *, on_s
     """`invert` for the methods `encoder` (one forward pass) and `hybrid` (then `settings.steps` of optimisation in W+
     from there, loss + settings.prior_weight · WPrior penalty); the model's stored noise maps throughout."""
     from .devices import compute_dtype, dtype_name
-    from .inversion import InversionResult, ReconstructionLoss
-    from .inversion import learning_rate as schedule
 
     started = time.perf_counter()
     generator = model.generator.eval().requires_grad_(False)

@@ -35,7 +35,7 @@ from .files import sha256_file
 from .home import zoo_home
 from .metrics import ssim
 from .registry import TRANSLATORS, Registry, check_name, load
-from .translation import Renderer, translation_options
+from .rendering import Renderer, check_same_family, family_members, random_appearance, translation_options
 
 TRANSLATOR_FORMAT = "zoo-translator"
 RUN_FORMAT = "zoo-translator-run-1"
@@ -287,8 +287,6 @@ def train_translator(base: ZooModel, targets: dict[str, ZooModel], name: str, co
 
 def family_targets(base: str, registry: Registry | None = None) -> list[str]:
     """The installed models fine-tuned in `base`'s family (sharing its mapping network)."""
-    from .translation import family_members
-
     return family_members(base, registry)
 
 
@@ -303,8 +301,6 @@ def train_and_install_translator(base: str, targets: list[str] | None, name: str
     targets = targets or family_targets(base, registry)
     if not targets:
         raise ZooError(f"{base} has no installed family members to translate into; add one with `zoo add-domain`")
-    from .translation import check_same_family
-
     base_model = load(base)
     models = {target: load(target) for target in targets}
     for model in models.values():
@@ -384,8 +380,6 @@ def distilled_rows(translator: Translator, images: torch.Tensor, target: str, re
                    reference: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
     """(B, columns, 3, H, W) as translation.render_rows: the translation, `styles` outputs with random appearance codes
     (drawn as `zoo translate` draws them for the target), then the reference-guided output."""
-    from .translation import random_appearance
-
     columns = [translate_feed_forward(translator, images, target)[:, None]]
     if styles:
         codes = random_appearance(renderer.target, styles, renderer.options)
