@@ -40,7 +40,7 @@ from .translation import (  # fmt: skip
     translate_with_reference,
     translation_options,
 )
-from .translator import distilled_rows, family_translator, reference_appearance
+from .translator import distilled_rows, family_translator, reference_appearance, translator_for
 
 
 @dataclass
@@ -127,8 +127,10 @@ def run_demo(
     started = time.perf_counter()
     models = {name: load(name, device=device) for name in [players.base, *players.targets]}
     translator = None
-    if resolve_method(None, players.targets).method == "distilled":  # the family recipe's method
-        translator = family_translator(models[players.base], players.targets)
+    base = models[players.base]
+    # The family recipe's method; a family whose translator is not installed (e.g. one being built) shows the paper's.
+    if resolve_method(None, players.targets).method == "distilled" and all(translator_for(base, name) for name in players.targets):
+        translator = family_translator(base, players.targets)
     if out.exists():  # --force: the previous demo's images go, once the models are known to load
         shutil.rmtree(out / "images", ignore_errors=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
