@@ -115,10 +115,10 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise OSError(errno.ENOENT, "No such file or directory", "/somewhere/zoo/expected")
 
-    monkeypatch.setattr("zoo.cli.import_checkpoint", broken)
+    monkeypatch.setattr("zoo.cli.models.import_checkpoint", broken)
     with pytest.raises(FileNotFoundError):
         run_zoo(monkeypatch, capsys, "import", FIXTURE, "--name", "tiny")
-    monkeypatch.setattr("zoo.cli.import_checkpoint", lambda *args, **kwargs: 1 / 0)
+    monkeypatch.setattr("zoo.cli.models.import_checkpoint", lambda *args, **kwargs: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         run_zoo(monkeypatch, capsys, "import", FIXTURE, "--name", "tiny")
 
@@ -327,7 +327,7 @@ def test_distance_outputs_into_a_file_are_refused_before_any_work(monkeypatch, c
     a_file = tmp_path / "taken.txt"
     a_file.write_text("keep")
     loaded = []
-    monkeypatch.setattr("zoo.cli.load_named", lambda *args: loaded.append(args) or load_named(*args))
+    monkeypatch.setattr("zoo.cli.measure.load_named", lambda *args: loaded.append(args) or load_named(*args))
     exit_code, stderr = run_zoo(monkeypatch, capsys, "distance-matrix", "--domains", "tiny,tiny-b", "--metric", "l1",
                                 "--samples", "2", "--out", a_file / "matrix")  # fmt: skip
     assert_one_line(exit_code, stderr, "is a file", "matrix.csv")
