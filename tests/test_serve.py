@@ -107,13 +107,18 @@ def test_an_order_is_checked_before_it_waits_for_a_model(studio):
         studio.check_order("emoji-noto", STYLES[:2], None, example, reference=reference)
 
 
-def test_a_translation_has_each_output_with_its_provenance_and_the_true_counterpart(shipped_home, monkeypatch):
-    monkeypatch.setenv("ZOO_HOME", str(shipped_home))
-    studio = Studio(InversionSettings(steps=20))  # a short bounded inversion: this test is about what comes out
+def translate_santa(studio: Studio):
+    """The noto Santa into twemoji at swap 1 with two appearance codes and a twemoji smiley as the reference."""
     reference = Upload("ref.png", (NOTO.parent / "twemoji" / "1F603.png").read_bytes())
     order = studio.check_order("emoji-noto", ["emoji-twemoji"], Upload("1F385-1F3FB.png", (NOTO / "1F385-1F3FB.png").read_bytes()),
                                None, swap=1, styles=2, reference=reference)  # fmt: skip
-    result = studio.translate(order)
+    return studio.translate(order)
+
+
+@pytest.mark.parametrize("inversion", [None, InversionSettings(steps=20)], ids=["recipe-distilled", "bounded"])
+def test_a_translation_has_each_output_with_its_provenance_and_the_true_counterpart(shipped_home, monkeypatch, inversion):
+    monkeypatch.setenv("ZOO_HOME", str(shipped_home))
+    result = translate_santa(Studio(inversion))  # None: the emoji recipe's method; bounded: a short inversion
     outputs = result.outputs["emoji-twemoji"]
     assert [picture.file for picture in outputs] == [f"1F385-1F3FB-emoji-noto-to-emoji-twemoji{suffix}.png"
                                                      for suffix in ("", "-style1", "-style2", "-ref")]  # fmt: skip
@@ -122,8 +127,14 @@ def test_a_translation_has_each_output_with_its_provenance_and_the_true_counterp
     assert all(np.abs(images[0].astype(int) - other).mean() > 1 for other in images[1:])  # each appearance changes it
     provenance = [json.loads(Image.open(io.BytesIO(picture.png)).text[PROVENANCE_KEY]) for picture in outputs]
     assert {entry["swap"] for entry in provenance} == {1} and provenance[3]["reference"] is True
-    assert provenance[0]["target_sha256"] == Registry().get("emoji-twemoji").sha256 and provenance[0]["inversion"] == "bounded"
+    assert provenance[0]["target_sha256"] == Registry().get("emoji-twemoji").sha256
     assert result.truths["emoji-twemoji"].file == "1F385-1F3FB-emoji-twemoji-truth.png"
+    if inversion is None:  # one pass of the family's translator: nothing inverted, so no reconstruction
+        assert result.method == "distilled" and result.reconstruction is None and len(result.pictures()) == 6
+        assert {(entry["method"], entry["translator"]) for entry in provenance} == {("distilled", "emoji-noto-translator")}
+    else:
+        assert result.method == "bounded" and result.reconstruction.file == "1F385-1F3FB-emoji-noto-reconstruction.png"
+        assert len(result.pictures()) == 7 and {entry["method"] for entry in provenance} == {"bounded"}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -297,7 +308,8 @@ def test_the_page_translates_an_uploaded_emoji_into_every_style_and_downloads_a_
             assert provenance["source"] == "emoji-noto" and provenance["target"] == STYLES[0] and provenance["input"] == example
             with urllib.request.urlopen(url + page.get_attribute("#zip", "href")) as response:
                 files = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
-            assert len(files) == 2 + len(STYLES) * 3  # input, reconstruction; per style two outputs and the truth
+            assert len(files) == 1 + len(STYLES) * 3  # the input (the distilled recipe: no reconstruction); per style two outputs and the truth
+            assert page.locator("figure.reconstruction").count() == 0 and "method: distilled" in page.inner_text("#timing")
             if os.environ.get("ZOO_SERVE_SCREENSHOT"):  # how docs/serve.png is made
                 page.click("#distances summary")
                 page.wait_for_selector("#distances table", timeout=120_000)

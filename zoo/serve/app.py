@@ -117,7 +117,7 @@ def describe(key: str, result: Translation) -> dict:
 
     return {
         "id": key, "method": result.method, "seconds": round(result.seconds, 2), "zip": f"/api/results/{key}.zip",
-        "input": entry(result.input), "reconstruction": entry(result.reconstruction),
+        "input": entry(result.input), "reconstruction": entry(result.reconstruction) if result.reconstruction else None,
         "targets": [{"name": name, "outputs": [entry(p) for p in pictures],
                      "truth": entry(result.truths[name]) if name in result.truths else None}
                     for name, pictures in result.outputs.items()],

@@ -1,8 +1,9 @@
 """The work behind `zoo serve`, without the web: which models and examples there are, one translation as the page asks
 for it (invert, render every chosen target, PNGs with their provenance), and a family's distance matrix.
 
-Everything goes through the Python API (`zoo.translation`, `zoo.inversion`, `zoo.distance`); the inversion method is
-the API's default (`InversionSettings()`), so the app follows it when it changes.
+Everything goes through the Python API (`zoo.translation`, `zoo.inversion`, `zoo.translator`, `zoo.distance`); the
+method is the targets' recipe's (`resolve_method`, as `zoo translate --method auto`): the family's distilled translator
+for the emoji, an inversion for a domain without a recipe.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from ..images import load_images, png_text, to_pil
 from ..inversion import InversionSettings, invert, invert_in_batches
 from ..plugins import registered_domains
 from ..registry import Registry, load
-from ..translation import Renderer, check_same_family, family_members, output_path, render_rows, translation_options
+from ..translation import (
+    Renderer,
+    check_same_family,
+    family_members,
+    output_path,
+    render_rows,
+    resolve_method,
+    translation_options,
+)
+from ..translator import Translator, default_translator, distilled_rows, load_translator, reference_appearance
 
 MAX_UPLOAD_BYTES = 8 << 20  # one image file as uploaded
 MAX_UPLOAD_PIXELS = 4096 * 4096  # refused before its pixels are decoded (the CLI's own bomb check still applies)
@@ -79,18 +89,19 @@ class Picture:
 
 @dataclass
 class Translation:
-    """What one order made: the input as the model sees it, its reconstruction, and per target its outputs and, when
-    the target's data draws the same subject, the true counterpart."""
+    """What one order made: the input as the model sees it, its reconstruction (None when nothing was inverted), and
+    per target its outputs and, when the target's data draws the same subject, the true counterpart."""
 
     input: Picture
-    reconstruction: Picture
+    reconstruction: Picture | None
     outputs: dict[str, list[Picture]]
     truths: dict[str, Picture]
     method: str
     seconds: float = 0.0
 
     def pictures(self) -> list[Picture]:
-        return [self.input, self.reconstruction, *(p for row in self.outputs.values() for p in row), *self.truths.values()]
+        inputs = [self.input] + ([self.reconstruction] if self.reconstruction else [])
+        return [*inputs, *(p for row in self.outputs.values() for p in row), *self.truths.values()]
 
 
 def safe_stem(name: str) -> str:
@@ -151,9 +162,10 @@ class Studio:
     model (zoo/serve/app.py queues them); the model cache itself is thread-safe."""
 
     def __init__(self, inversion: InversionSettings | None = None, device: str | torch.device = "cpu"):
-        self.inversion = inversion  # None: the API's default method
+        self.inversion = inversion  # None: the targets' recipe's method (resolve_method)
         self.device = device
         self.loaded: dict[tuple[str, str], ZooModel] = {}
+        self.translators: dict[tuple[str, str], Translator] = {}  # (source sha256, translator name)
         self.loading = threading.Lock()
         self.example_lists: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
 
@@ -205,12 +217,27 @@ class Studio:
                 self.loaded[key] = load(name, device=self.device)
             return self.loaded[key]
 
+    def translator(self, source: str, targets: list[str]) -> tuple[str, Translator]:
+        """The family's distilled translator from `source` (its name and itself), loaded once, checked to know every
+        one of `targets`."""
+        model = self.model(source)
+        name = default_translator(model, targets[0])
+        key = (Registry().get(source).sha256, name)
+        with self.loading:
+            if key not in self.translators:
+                self.translators[key] = load_translator(name, base=model)
+            translator = self.translators[key]
+        for target in targets:
+            translator.target_index(target)
+        return name, translator
+
     def preload(self) -> None:
-        """Load every model the page offers, so that the first translation does not wait for them; a model that fails
-        to load is left for its first request to report."""
-        for name in self.catalog()["sources"]:
+        """Load every model the page offers and each source's distilled translator, so that the first translation
+        does not wait for them; one that fails to load is left for its first request to report."""
+        for name, offer in self.catalog()["sources"].items():
             with contextlib.suppress(ZooError):
                 self.model(name)
+                self.translator(name, offer["targets"][:1])
 
     # -- one order ------------------------------------------------------------------------------------------------
 
@@ -245,46 +272,55 @@ class Studio:
         return Order(source, renderers, image, Path(name).name, styles, reference_image)
 
     def translate(self, order: Order, progress: Progress = lambda event: None) -> Translation:
-        """Invert the input with the source (the API's default method), render it with every target; PNGs with their
-        provenance (`png_bytes`)."""
-        source = self.model(order.source)
-        settings = self.inversion or InversionSettings()
-        progress({"stage": "inverting", "done": 0, "total": 1})
-        inverted = invert_in_batches(source, order.image, settings, on_step=every_percent(progress, "inverting"))
+        """Translate the input into every target by the targets' recipe's method (or the server's `inversion`): the
+        family's distilled translator in one pass, or an inversion with the source rendered by every target; PNGs with
+        their provenance (`png_bytes`)."""
+        settings = resolve_method(self.inversion, order.targets)
         stem = safe_stem(order.name)
         common = {"input": order.name, "source": order.source, "source_sha256": Registry().get(order.source).sha256,
-                  "inversion": settings.method, "zoo": __version__}  # fmt: skip
-        result = Translation(
-            input=Picture("input", f"{stem}-input.png", png_bytes(order.image[0])),
-            reconstruction=Picture(f"{order.source} (reconstruction)", f"{stem}-{order.source}-reconstruction.png",
-                                   png_bytes(inverted.reconstructions[0], common)),
-            outputs={}, truths={}, method=settings.method,
-        )  # fmt: skip
+                  "method": settings.method, "zoo": __version__}  # fmt: skip
+        result = Translation(Picture("input", f"{stem}-input.png", png_bytes(order.image[0])), None, {}, {}, settings.method)
+        if settings.method == "distilled":
+            name, translator = self.translator(order.source, order.targets)
+            common["translator"] = name
+            reference = None
+            if order.reference is not None:
+                reference = reference_appearance(None, self.model(order.source), order.reference, translator.config.appearance_layers)
+            rows = {}
+            for index, target in enumerate(order.targets):
+                progress({"stage": "rendering", "target": target, "done": index, "total": len(order.targets)})
+                rows[target] = distilled_rows(translator, order.image, target, order.renderers[target], order.styles, reference)
+        else:
+            progress({"stage": "inverting", "done": 0, "total": 1})
+            inverted = invert_in_batches(self.model(order.source), order.image, settings, on_step=every_percent(progress, "inverting"))
+            result.reconstruction = Picture(f"{order.source} (reconstruction)", f"{stem}-{order.source}-reconstruction.png",
+                                            png_bytes(inverted.reconstructions[0], common))  # fmt: skip
+            rows = {}
+            for index, target in enumerate(order.targets):
+                progress({"stage": "rendering", "target": target, "done": index, "total": len(order.targets)})
+                reference = invert(self.model(target), order.reference, settings).latents if order.reference is not None else None
+                rows[target] = render_rows(order.renderers[target], inverted.latents, inverted.noise_spec(), order.styles, reference)
         specs = registered_domains()
-        for index, name in enumerate(order.targets):
-            progress({"stage": "rendering", "target": name, "done": index, "total": len(order.targets)})
-            result.outputs[name] = self.render(order, name, inverted, settings, common, stem)
-            truth = counterpart(specs[name], Path(order.name)) if name in specs else None
+        for target in order.targets:
+            result.outputs[target] = self.pictures(order, target, rows[target][0].clamp(-1, 1), common, stem)
+            truth = counterpart(specs[target], Path(order.name)) if target in specs else None
             if truth is not None:
-                size = self.model(name).info.config.size
-                result.truths[name] = Picture(f"{name} (true counterpart)", f"{stem}-{name}-truth.png",
-                                              png_bytes(load_images([truth], size)[0]))  # fmt: skip
+                size = self.model(target).info.config.size
+                result.truths[target] = Picture(f"{target} (true counterpart)", f"{stem}-{target}-truth.png",
+                                                png_bytes(load_images([truth], size)[0]))  # fmt: skip
         return result
 
-    def render(self, order: Order, name: str, inverted, settings, common: dict, stem: str) -> list[Picture]:
-        """The target's outputs for the order: the translation, each appearance code's, the reference-guided one."""
-        renderer = order.renderers[name]
-        options = renderer.options
-        reference = invert(self.model(name), order.reference, settings).latents if order.reference is not None else None
-        rows = render_rows(renderer, inverted.latents, inverted.noise_spec(), order.styles, reference)[0].clamp(-1, 1)
+    def pictures(self, order: Order, name: str, row: torch.Tensor, common: dict, stem: str) -> list[Picture]:
+        """The target's outputs as PNGs: the translation, each appearance code's, the reference-guided one."""
+        options = order.renderers[name].options
         variants = [("", name, {})]
         variants += [(f"-style{k + 1}", f"{name}, appearance {k + 1}", {"appearance_code": k + 1, "seed": options.seed,
                       "truncation": options.truncation, "appearance_layers": options.appearance_layers})
                      for k in range(order.styles)]  # fmt: skip
-        if reference is not None:
+        if order.reference is not None:
             variants.append(("-ref", f"{name}, reference-guided", {"reference": True, "appearance_layers": options.appearance_layers}))
         pictures = []
-        for image, (suffix, label, extra) in zip(rows, variants):
+        for image, (suffix, label, extra) in zip(row, variants):
             provenance = {**common, "target": name, "target_sha256": Registry().get(name).sha256, "swap": options.swap,
                           "swap_mode": options.swap_mode, **extra}  # fmt: skip
             file = output_path(Path(), stem, order.source, name, suffix).name

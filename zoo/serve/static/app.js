@@ -174,8 +174,9 @@ function figure(picture, className) {
 }
 
 function showResult(result) {
-  const rows = [element("div", { className: "row" }, [element("h3", { textContent: "input" }),
-    figure(result.input, "input"), figure(result.reconstruction, "reconstruction")])];
+  const inputs = [figure(result.input, "input")];
+  if (result.reconstruction) inputs.push(figure(result.reconstruction, "reconstruction"));
+  const rows = [element("div", { className: "row" }, [element("h3", { textContent: "input" }), ...inputs])];
   for (const target of result.targets) {
     const figures = target.outputs.map((picture) => figure(picture, "output"));
     if (target.truth) figures.push(figure(target.truth, "truth"));
@@ -183,7 +184,7 @@ function showResult(result) {
   }
   $("rows").replaceChildren(...rows);
   $("zip").href = result.zip;
-  $("timing").textContent = `${result.seconds} s, inversion: ${result.method}`;
+  $("timing").textContent = `${result.seconds} s, method: ${result.method}`;
   $("gallery-head").hidden = false;
 }
 
