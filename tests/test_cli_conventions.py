@@ -238,6 +238,6 @@ def test_shell_completion_offers_commands_and_an_options_choices():
         run = "from zoo.cli import app; app(prog_name='zoo')"
         return subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, env=env, timeout=120).stdout.split()
 
-    assert complete("zoo invert x --method ") == ["bounded", "projection", "encoder", "hybrid"]
+    assert complete("zoo invert x --method ") == ["bounded", "projection", "encoder", "hybrid", "distilled", "auto"]
     assert complete("zoo distance-matrix --metric ss") == ["ssim"]
     assert {"translate", "train-base", "distance-matrix"} <= set(complete("zoo "))

@@ -335,7 +335,7 @@ def test_distance_outputs_into_a_file_are_refused_before_any_work(monkeypatch, c
 
 
 @pytest.mark.parametrize("command, module", [(["translate", "--from", "tiny", "--to", "tiny-b", "--styles", "1"], "zoo.translation"),
-                                             (["invert", "tiny"], "zoo.cli")])  # fmt: skip
+                                             (["invert", "tiny"], "zoo.cli.translate")])  # fmt: skip
 def test_a_disk_filling_up_part_way_leaves_no_output(monkeypatch, capsys, family, inputs, tmp_path, command, module):
     from zoo.images import save_image
 

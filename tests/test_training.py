@@ -336,8 +336,11 @@ def test_the_cli_names_the_flag_of_a_refused_setting():
     from typer.testing import CliRunner
 
     from zoo.cli import app, setting_flag
+    from zoo.cli.train import RUN_OPTIONS, run_training
 
-    result = CliRunner().invoke(app, ["train-base", "mine", "--size", "16", "--augment", "sometimes"])
-    assert type(result.exception) is ZooError
-    assert str(result.exception) == "--augment 'sometimes': use one of auto, ada, diffaug, off"
+    refused = CliRunner().invoke(app, ["train-base", "mine", "--size", "16", "--augment", "sometimes"])
+    assert refused.exit_code == 2 and "'sometimes' is not one of 'auto', 'ada', 'diffaug', 'off'" in refused.output
+    with pytest.raises(ZooError) as error:  # what the library refuses reaches the user under the flag's name
+        run_training(lambda **options: TrainConfig(**options), {"r1_gamma": 1.0, "augment": "sometimes", **dict.fromkeys(RUN_OPTIONS)})
+    assert type(error.value) is ZooError and str(error.value) == "--augment 'sometimes': use one of auto, ada, diffaug, off"
     assert (setting_flag("r1_gamma"), setting_flag("freeze_d"), setting_flag("batch")) == ("--r1", "--freeze-d", "--batch")

@@ -221,7 +221,7 @@ def serve_command(
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
 ):
     """A local web app: upload an image (or pick an example), see it in every domain of its family (`docs/serve.md`)."""
-    from .serve import serve
+    from ..serve import serve
 
     serve(host, port)
 
