@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
-from torchvision.ops import roi_align
 
 from .errors import ZooError
 from .specs import Detector, DetectorSpec, Face
@@ -116,6 +115,8 @@ def regress(boxes: torch.Tensor, offsets: torch.Tensor, extra: int = 1) -> torch
 def crops(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
     """(N, 3, size, size) patches of `image` (3, H, W) under integer `boxes` (1-based, inclusive, as the weights were
     trained), each output pixel the mean of bilinear samples over its cell (an area resampling; zero, i.e. grey, outside)."""
+    from torchvision.ops import roi_align  # on use: importing torchvision's ops costs every zoo command about 1 s
+
     corners = boxes[:, :4].trunc()
     regions = torch.cat([torch.zeros(len(boxes), 1), corners[:, :2] - 1, corners[:, 2:]], dim=1)
     return roi_align(image[None], regions, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
