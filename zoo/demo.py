@@ -28,7 +28,7 @@ from .errors import ZooError, check_in_range
 from .evaluation import held_out_inputs
 from .images import load_images, model_provenance, save_image
 from .inversion import InversionSettings, StepCallback, invert, invert_in_batches, resolve_perceptual
-from .metrics import backbone_file
+from .metrics import lpips_if_available
 from .plugins import registered_domains
 from .registry import Registry, load
 from .translation import (  # fmt: skip
@@ -106,13 +106,8 @@ def counterpart(spec: DomainSpec, image: Path) -> Path | None:
 
 
 def demo_metric(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    try:
-        backbone_file("alex")
-    except ZooError:
-        return "ssim"
-    return "lpips-alex"
+    """'auto' -> 'lpips-alex' when its backbone weights are on this machine, else 'ssim'."""
+    return lpips_if_available("alex") if choice == "auto" else choice
 
 
 def run_demo(

@@ -185,6 +185,16 @@ def backbone_file(net: str) -> Path:
     )
 
 
+def lpips_if_available(net: str) -> str:
+    """'lpips-NET' when its backbone weights are on this machine (never downloaded), else 'ssim': what an 'auto' metric
+    or perceptual loss means."""
+    try:
+        backbone_file(net)
+    except ZooError:
+        return "ssim"
+    return f"lpips-{net}"
+
+
 def create_lpips(net: str, device: torch.device) -> LPIPSDistance:
     path = backbone_file(net)
     try:

@@ -14,7 +14,7 @@ import torch
 
 from .devices import check_precision
 from .errors import ZooError, check_in_range
-from .metrics import Metric, backbone_file, get_metric
+from .metrics import Metric, get_metric, lpips_if_available
 
 PERCEPTUAL_CHOICES = ("auto", "lpips-vgg", "ssim", "none")
 PIXEL_LOSSES = ("l1", "l2")
@@ -76,13 +76,7 @@ class InversionSettings:
 
 def resolve_perceptual(choice: str) -> str:
     """'auto' -> 'lpips-vgg' when its backbone weights are on this machine (never downloaded), else 'ssim'."""
-    if choice != "auto":
-        return choice
-    try:
-        backbone_file("vgg")
-    except ZooError:
-        return "ssim"
-    return "lpips-vgg"
+    return lpips_if_available("vgg") if choice == "auto" else choice
 
 
 class ReconstructionLoss:
