@@ -13,7 +13,7 @@
   counterparts), fig4-distilled.png (five random appearance codes per style), fig5-distilled.png (three references of
   fluent-3d, their appearance codes from emoji-noto-encoder);
 - fig8-layer-swap.png (Fig. 8): held-out inputs translated with every swap level the model has (l = 0, 1, 2 at
-  32 px), by weight swap (the paper's) and by feature swap (the authors' code): the picture docs/transformation.md
+  32 px; 0 to 3 at 64 px), by weight swap (the paper's) and by feature swap (the authors' code): the picture docs/transformation.md
   refers to.
 """
 
@@ -25,7 +25,7 @@ import functools
 from pathlib import Path
 
 import torch
-from zoo_plugins.emoji import DATA, RESOLUTION
+from zoo_plugins.emoji import DATA
 
 from zoo import load
 from zoo.distance import swap_levels
@@ -63,8 +63,9 @@ def label(path: Path) -> str:
     return emoji_names().get(path.stem, path.stem)
 
 
-def truth(style: str, image: Path) -> torch.Tensor:
-    return load_images([DATA / short(style) / image.name], RESOLUTION)[0]
+def truth(style: str, image: Path, size: int) -> torch.Tensor:
+    """The same emoji as `style` draws it, at the models' resolution `size`."""
+    return load_images([DATA / short(style) / image.name], size)[0]
 
 
 def multi_domain(models, inputs, images, inverted) -> object:
@@ -73,7 +74,7 @@ def multi_domain(models, inputs, images, inverted) -> object:
         renders = [translate(Renderer(models[BASE].generator, models[s].generator, translation_options(s)), inverted.latents[index : index + 1],
                              "const")[0] for s in STYLES]  # fmt: skip
         rows.append([images[index], inverted.reconstructions[index], *renders])
-        rows.append([None, None, *(truth(style, path) for style in STYLES)])
+        rows.append([None, None, *(truth(style, path, images.shape[-1]) for style in STYLES)])
         labels += [label(path), "true answer"]
     return labelled_grid(rows, labels, ["input", "noto\nreconstruction", *map(short, STYLES)])
 
@@ -88,7 +89,7 @@ def multi_modal(models, inverted) -> object:
 
 def reference_guided(models, inputs, images, inverted, settings, style="emoji-fluent-3d") -> object:
     references = inputs[3:6]
-    reference_images = torch.stack([truth(style, path) for path in references])
+    reference_images = torch.stack([truth(style, path, images.shape[-1]) for path in references])
     reference_latents = invert(models[style], reference_images, settings).latents
     renderer = Renderer(models[BASE].generator, models[style].generator, translation_options(style))
     rows = [[None, *reference_images]]
@@ -116,13 +117,13 @@ def ablation(models, style: str, ft_name: str) -> object:
 
 
 def layer_swap(models, inputs, images, inverted, style="emoji-twemoji") -> object:
-    levels = swap_levels(models[style].generator.config.size)  # at 32 px: l = 1, 2 (l = 3 would swap every layer)
+    levels = swap_levels(models[style].generator.config.size)  # l = 1, 2 at 32 px; 1, 2, 3 at 64 px
     settings = [("weights", 0)] + [(mode, level) for mode in ("weights", "features") for level in levels]
     columns = []
     for mode, level in settings:
         renderer = Renderer(models[BASE].generator, models[style].generator, TranslationOptions(swap=level, swap_mode=mode))
         columns.append(translate(renderer, inverted.latents, "const"))
-    rows = [[images[index], *(column[index] for column in columns), truth(style, path)] for index, path in enumerate(inputs)]
+    rows = [[images[index], *(column[index] for column in columns), truth(style, path, images.shape[-1])] for index, path in enumerate(inputs)]
     labels = [f"{mode}\nl={level}" if level else "no swap\nl=0" for mode, level in settings]
     return labelled_grid(rows, [label(path) for path in inputs], ["input", *labels, f"true\n{short(style)}"])
 
@@ -137,14 +138,15 @@ def distilled_figures(models, inputs, images, style="emoji-fluent-3d") -> dict[s
     outputs = {target: translate_feed_forward(translator, images, target) for target in STYLES}
     rows, labels = [], []
     for index, path in enumerate(inputs):
-        rows += [[images[index], *(outputs[target][index] for target in STYLES)], [None, *(truth(target, path) for target in STYLES)]]
+        rows += [[images[index], *(outputs[target][index] for target in STYLES)],
+                 [None, *(truth(target, path, images.shape[-1]) for target in STYLES)]]
         labels += [label(path), "true answer"]
     fig1 = labelled_grid(rows, labels, ["input", *map(short, STYLES)])
     codes = {target: random_appearance(models[target].generator, 5, translation_options(target)) for target in STYLES}
     fig4 = labelled_grid([[translate_feed_forward(translator, images[:1], target, code[None])[0] for code in codes[target]] for target in STYLES],
                          list(map(short, STYLES)), [f"appearance {i + 1}" for i in range(5)])  # fmt: skip
     references = inputs[3:6]
-    reference_images = torch.stack([truth(style, path) for path in references])
+    reference_images = torch.stack([truth(style, path, images.shape[-1]) for path in references])
     appearance = reference_appearance(None, base, reference_images, translator.config.appearance_layers)
     rows = [[None, *reference_images]] + [[images[index], *(translate_feed_forward(translator, images[index : index + 1], style, code[None])[0]
                                                            for code in appearance)] for index in range(3)]  # fmt: skip
@@ -163,7 +165,7 @@ def main() -> None:
     test = held_out_inputs(BASE, STYLES[0])
     inputs = test[:: len(test) // 6][:6]  # six held-out emoji spread over the test set
     models = {name: load(name) for name in [BASE, *STYLES]}
-    images = load_images(inputs, RESOLUTION)
+    images = load_images(inputs, models[BASE].info.config.size)
     if args.distilled:
         for name, figure in distilled_figures(models, inputs, images).items():
             figure.save(args.out / f"{name}.png")

@@ -147,7 +147,7 @@ def run_demo(
     note = (f"{how} "
             f"Distances: {distances.label}, {distances.samples} shared z samples per model. "
             f"Made in {time.perf_counter() - started:.0f} s.")  # fmt: skip
-    return page.write(distances, note)
+    return page.write(distances, note, size)
 
 
 def translate_inverted(page: "Page", models: dict, images: torch.Tensor, settings: DemoSettings, on_step) -> str:
@@ -237,8 +237,10 @@ class Page:
         cells = self.image(reference, f"{target}-reference") + " → " + self.image(output, f"{target}-reference-guided")
         self.reference_rows.append(f"<tr><th>{html.escape(target)}</th><td>{cells}</td></tr>")
 
-    def write(self, distances: DistanceMatrix, note: str) -> Path:
+    def write(self, distances: DistanceMatrix, note: str, size: int) -> Path:
+        """The page, its images shown `size` (the models' resolution) times a whole factor: every pixel a square."""
         players = self.players
+        shown = size * max(1, SHOWN_PIXELS // size)
         header = "".join(f"<th>{html.escape(name)}</th>" for name in self.translation_columns)
         rows = "".join(
             "<tr>" + "".join(f"<td>{column[index]}</td>" for column in self.translation_columns.values()) + "</tr>"
@@ -251,19 +253,20 @@ class Page:
         page = PAGE.format(
             family=html.escape(self.settings.family), base=html.escape(players.base), header=header, rows=rows,
             styles="".join(self.style_rows), references="".join(self.reference_rows), label=html.escape(distances.label),
-            table=table, note=html.escape(note), count=len(players.inputs),
+            table=table, note=html.escape(note), count=len(players.inputs), shown=shown, inset=shown // 2,
         )  # fmt: skip
         path = self.out / "index.html"
         path.write_text(page, encoding="utf-8")
         return path
 
 
+SHOWN_PIXELS = 128  # about how wide the page shows each image (32 px models 4x, 64 px 2x); a true answer beside it half that
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zoo demo: the {family} family</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-img {{ width: 80px; height: 80px; image-rendering: pixelated; border: 1px solid #ddd; margin: 1px; }}
-td img + img {{ width: 40px; height: 40px; opacity: .9; }}
+img {{ width: {shown}px; height: {shown}px; image-rendering: pixelated; border: 1px solid #ddd; margin: 1px; }}
+td img + img {{ width: {inset}px; height: {inset}px; opacity: .9; }}
 table {{ border-collapse: collapse; margin-bottom: 2em; }}
 th, td {{ padding: 4px 6px; text-align: center; font-size: 13px; }}
 .matrix td {{ border: 1px solid #eee; font-variant-numeric: tabular-nums; }}

@@ -62,7 +62,9 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
             state = "zoo pull"
         else:
             state = "zoo add-domain" if spec.recipe.base else "zoo train-base"
-        rows.append({"domain": spec.name, "family": spec.family, "resolution": spec.resolution, "base": spec.recipe.base,
+        # an installed model's own resolution: a plugin may declare another while its models are being rebuilt
+        resolution = installed[spec.name].resolution if spec.name in installed else spec.resolution
+        rows.append({"domain": spec.name, "family": spec.family, "resolution": resolution, "base": spec.recipe.base,
                      "state": state, "plugin": spec.plugin, "version": versions.get(spec.plugin)})
     declared = {spec.name for spec in list_domains()}
     for name, entry in sorted(installed.items()):

@@ -39,7 +39,6 @@ from .rendering import Renderer, check_same_family, family_members, random_appea
 
 TRANSLATOR_FORMAT = "zoo-translator"
 RUN_FORMAT = "zoo-translator-run-1"
-DEFAULT_WIDTHS = (32, 64, 128, 128)  # per resolution from the full one down: ~1 M parameters at 32 px, a 4 MB file
 LATENT_SAMPLES = 10_000
 
 ProgressCallback = Callable[[int, int, dict | None], None]
@@ -49,14 +48,24 @@ ProgressCallback = Callable[[int, int, dict | None], None]
 # The network
 
 
+def default_widths(size: int) -> list[int]:
+    """Channels per U-Net level, from `size` px down to 4 px: 1024 / resolution, kept within 16..128. At 32 px (32, 64,
+    128, 128) and at 64 px (16, 32, 64, 128, 128): 1.34 M parameters, a 5.4 MB file, either way; at 64 px the extra
+    level keeps the 4 px bottleneck and costs a third of the step time of 32 channels at full resolution."""
+    return [max(16, min(128, 1024 // (size >> level))) for level in range(size.bit_length() - 2)]
+
+
 @dataclass
 class TranslatorConfig:
     targets: list[str] = field(default_factory=list)  # the domains it translates into, in embedding order
     image_size: int = 32
     style_dim: int = 128
-    widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
+    widths: list[int] | None = None  # None: default_widths(image_size)
     condition_dim: int = 128
     appearance_layers: int = 4  # rows of W+ the appearance code took in training
+
+    def __post_init__(self):
+        self.widths = list(self.widths or default_widths(self.image_size))
 
 
 class Modulated(nn.Module):
@@ -134,10 +143,10 @@ class Translator(nn.Module):
         return torch.tanh(self.out(torch.cat([x, images], dim=1)))
 
 
-def build_translator(base: ZooModel, targets: list[str], widths=DEFAULT_WIDTHS, appearance_layers: int = 4) -> Translator:
+def build_translator(base: ZooModel, targets: list[str], widths: list[int] | None = None, appearance_layers: int = 4) -> Translator:
     generator = base.generator
     config = TranslatorConfig(targets=list(targets), image_size=generator.config.size, style_dim=generator.config.style_dim,
-                              widths=list(widths), appearance_layers=appearance_layers)  # fmt: skip
+                              widths=widths, appearance_layers=appearance_layers)  # fmt: skip
     translator = Translator(config)
     with torch.no_grad():
         z = torch.randn(LATENT_SAMPLES, generator.config.style_dim, generator=torch.Generator().manual_seed(0))

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..checkpoint import read_info
 from ..choices import SwapMode, complete_metric
 from ..devices import pick_device
 from ..distance import (
@@ -19,6 +20,7 @@ from ..distance import (
     load_named,
     output_paths,
     save_distance_matrix,
+    swap_levels,
     variant_distances,
 )
 from ..errors import ZooError
@@ -30,6 +32,7 @@ from ..images import (
 from ..inversion import InversionSettings
 from ..metrics import get_metric
 from ..photos import AlignSettings
+from ..registry import resolve
 from ..sampling import SEED_RANGE
 from .base import DEVICE_HELP, app, console, error_console, new_table, print_json, progress_bar
 from .translate import BATCH_OPTION, announce_loss, with_align_options, with_inversion_options
@@ -112,7 +115,8 @@ def eval_command(
                                "images that --to's training split leaves out (the emoji family's held-out emoji)."),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", autocompletion=complete_metric,
                                help="lpips-alex (the paper's), lpips-vgg, ssim, l1, l2 or a plugin's (`zoo plugins`)."),
-    swap: Optional[str] = typer.Option(None, "--swap", help="Layer swap level(s) l, comma-separated (0 = none; default: the recipe's)."),
+    swap: Optional[str] = typer.Option(None, "--swap", help="Layer swap level(s) l, comma-separated (0 = none; default: the recipe's), "
+                                       "or 'all': every level the models' resolution has (0 to 3 at 64 px)."),
     swap_mode: SwapMode = typer.Option(SwapMode.weights, "--swap-mode", help="weights (the paper's) or features (the authors' code)."),
     styles: int = typer.Option(2, "--styles", min=0, help="Outputs per input with random appearance codes, for their diversity."),
     appearance_layers: Optional[int] = typer.Option(None, "--appearance-layers", min=0, help="K: last layers taking the appearance code."),
@@ -134,7 +138,7 @@ def eval_command(
     to_stdout = json_path == Path("-")
     if json_path and not to_stdout:
         check_free([json_path], force)
-    swaps = [None] if swap is None else parse_levels(swap)
+    swaps = [None] if swap is None else parse_levels(swap, source)
     jobs = [
         EvaluationJob(
             source=source, target=name, inputs=inputs, metric=metric, swap=level, swap_mode=swap_mode, styles=styles,
@@ -169,10 +173,13 @@ def eval_command(
         console.print(f"wrote {json_path}")
 
 
-def parse_levels(text: str) -> list[int]:
+def parse_levels(text: str, source: str) -> list[int]:
+    """--swap: levels separated by commas, or 'all' (every level of --from's resolution, 0 included)."""
+    if text.strip() == "all":
+        return [0, *swap_levels(read_info(resolve(source)[0]).config.size)]
     items = [item.strip() for item in text.split(",")]
     if not all(item.isdigit() for item in items):
-        raise ZooError(f"--swap {text!r}: give levels 0 (none), 1, 2, ... separated by commas")
+        raise ZooError(f"--swap {text!r}: give levels 0 (none), 1, 2, ... separated by commas, or all")
     return [int(item) for item in items]
 
 
