@@ -17,6 +17,7 @@ import time
 import torch
 
 from zoo.baselines import colour_transfer, colour_transfer_tables
+from zoo.distance import swap_levels
 from zoo.evaluation import cached_features, held_out_inputs, paired_scores, plan_pairs
 from zoo.images import load_images
 from zoo.inversion import InversionSettings, invert_in_batches
@@ -35,7 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     base = load("emoji-noto")
     files = held_out_inputs("emoji-noto", "emoji-twemoji")[: args.count]
-    images = load_images(files, 32)
+    size = base.info.config.size
+    images = load_images(files, size)
     started = time.perf_counter()
     try:
         latents = torch.load(args.latents) if args.latents else None
@@ -51,10 +53,10 @@ def main() -> None:
     for style in args.styles.split(","):
         target = load(f"emoji-{style}")
         pairs, _ = plan_pairs(f"emoji-{style}", None, files)
-        outputs = {"do-nothing": images, "colour-transfer": colour_transfer(images, colour_transfer_tables("emoji-noto", f"emoji-{style}"))}
+        outputs = {"do-nothing": images, "colour-transfer": colour_transfer(images, colour_transfer_tables("emoji-noto", f"emoji-{style}", size))}
         with torch.no_grad():
             g_s, g_t = base.generator, target.generator
-            for level in (0, 1, 2):
+            for level in (0, *swap_levels(size)):
                 renderer = weight_swap(g_s, g_t, [2**i for i in range(2, level + 3)]) if level else g_t
                 outputs[f"plain l={level}"] = renderer.synthesis(latents).clamp(-1, 1)
             for resolution in (8, 16):
@@ -69,7 +71,7 @@ def main() -> None:
             for metric_name, metric in metrics.items():
                 out_features = cached_features(metric, [images_out], "cpu")
                 in_features = cached_features(metric, [images], "cpu")
-                scores, _ = paired_scores(metric, pairs, out_features, in_features, 32, "cpu")
+                scores, _ = paired_scores(metric, pairs, out_features, in_features, size, "cpu")
                 row[metric_name] = scores.distance
                 row[f"top1-{metric_name}"] = scores.top1
             rows[name] = row

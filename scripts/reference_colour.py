@@ -51,10 +51,10 @@ def main() -> None:
         target = f"emoji-{style}"
         translator = load_translator(default_translator(source, target), base=source)
         files = held_out_inputs("emoji-noto", target)
-        images = load_images(files, 32)
+        images = load_images(files, source.info.config.size)
         spec = registered_domains()[target].data
         pool = sorted(path for path in spec.bundled.glob("*.png") if spec.include is None or spec.include(path))
-        references = load_images(random.Random(args.seed).sample(pool, args.references), 32)
+        references = load_images(random.Random(args.seed).sample(pool, args.references), source.info.config.size)
         assigned = references[torch.arange(len(files)) % args.references]
         other = references[(torch.arange(len(files)) + 1) % args.references]
         rows = translator.config.appearance_layers

@@ -1,6 +1,6 @@
-"""Everything downstream of the models at 64 px (issue 18): a tiny 64 px emoji family through `zoo translate` by every
-method, `zoo train-encoder`, `zoo train-translator`, `zoo eval` and `zoo distance-matrix` at every swap level a 64 px
-model has (l = 1, 2, 3), `zoo demo`, and the tables of docs/results.md (scripts/emoji_tables.py)."""
+"""Everything downstream of the models at 64 px (issue 18): a tiny 64 px emoji family, its encoder and distilled
+translator trained, through translation by every method, `zoo eval` and the distance matrix at every swap level a
+64 px model has (l = 1, 2, 3), `zoo demo`, and the tables of docs/results.md (scripts/emoji_tables.py)."""
 
 import json
 import re
@@ -19,11 +19,11 @@ from zoo import install_model
 from zoo.cli.measure import parse_levels
 from zoo.distance import save_distance_matrix, variant_distances
 from zoo.domains import domain_status
-from zoo.encoder import EncoderTrainConfig, train_and_install_encoder
+from zoo.encoder import EncoderTrainConfig, load_encoder, train_and_install_encoder
 from zoo.inversion import InversionSettings
 from zoo.model import Generator, ModelConfig
 from zoo.translation import TranslationJob, prepare_translation, run_translation
-from zoo.translator import TranslatorTrainConfig, train_and_install_translator
+from zoo.translator import TranslatorTrainConfig, load_translator, train_and_install_translator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import emoji_tables  # noqa: E402
@@ -63,6 +63,9 @@ def test_zoo_list_shows_the_installed_models_resolution(family64):
 
 def test_every_translate_method_at_64px(family64, tmp_path):
     tiny_companions()
+    assert load_encoder("emoji-noto-encoder").config.image_size == 64
+    translator = load_translator("emoji-noto-translator").config
+    assert translator.image_size == 64 and translator.widths == [16, 32, 64, 128, 128]  # down to a 4 px bottleneck
     inputs = save_samples(family64, tmp_path / "inputs", 2)
     outputs = {}
     for method in METHODS:
@@ -121,10 +124,9 @@ def test_eval_every_swap_level_and_table_two_at_64px(family64, tmp_path):
         assert f"| twemoji | {item['translation']['swap']} | {item['paired']['distance']:.4f} |" in table
 
 
-def test_train_encoder_translator_and_demo_at_64px(family64, tmp_path):
+def test_demo_at_64px(family64, tmp_path):
     out = tmp_path / "demo"
-    zoo("train-translator", "emoji-noto", "--iters", "2", "--batch", "4")
-    zoo("train-encoder", "emoji-noto", "--iters", "2", "--batch", "4")
+    tiny_companions()
     zoo("demo", "--out", out, "--inputs", "2", "--styles", "1", "--samples", "4")
     page = (out / "index.html").read_text()
     assert "distilled translator" in page and sizes(out / "images") == {(64, 64)}

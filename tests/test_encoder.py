@@ -134,10 +134,10 @@ def test_the_emoji_colour_baseline_maps_noto_onto_each_styles_training_images():
     from zoo.baselines import colour_transfer_tables, training_images
 
     assert len(training_images("emoji-noto")) == 1030 and len(training_images("emoji-twemoji")) == 930
-    tables = colour_transfer_tables("emoji-noto", "emoji-twemoji")
+    tables = colour_transfer_tables("emoji-noto", "emoji-twemoji", 32)
     assert tables.shape == (3, 256) and (tables.diff(dim=1) >= 0).all() and tables[:, 255].tolist() == [255, 255, 255]
     with pytest.raises(ZooError, match="bundled data"):
-        colour_transfer_tables("tiny", "emoji-twemoji")
+        colour_transfer_tables("tiny", "emoji-twemoji", 32)
 
 
 def test_the_cli_trains_an_encoder_and_translates_with_it(family, inputs, tmp_path, zoo_home):

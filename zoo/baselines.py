@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -34,8 +35,10 @@ def training_images(domain: str) -> list[Path]:
     return [path for path in list_image_files(spec.data.bundled) if include(path)]
 
 
-def style_histograms(domain: str, size: int = 32) -> torch.Tensor:
-    """(3, 256) pooled channel histograms of `domain`'s training images at `size` px."""
+@lru_cache(maxsize=16)
+def style_histograms(domain: str, size: int) -> torch.Tensor:
+    """(3, 256) pooled channel histograms of `domain`'s training images at `size` px (read once per process: an
+    evaluation at several swap levels asks for the same tables again)."""
     files = training_images(domain)
     counts = torch.zeros(3, LEVELS, dtype=torch.float64)
     for start in range(0, len(files), 256):
@@ -51,7 +54,7 @@ def matching_tables(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return tables.clamp_(0, LEVELS - 1)
 
 
-def colour_transfer_tables(source: str, target: str, size: int = 32) -> torch.Tensor:
+def colour_transfer_tables(source: str, target: str, size: int) -> torch.Tensor:
     """(3, 256) lookup tables from `source`'s training images' channel histograms to `target`'s."""
     return matching_tables(style_histograms(source, size), style_histograms(target, size))
 
