@@ -7,10 +7,10 @@
 #   4. emoji-noto-translator, the family's distilled translator into every style (the emoji recipe's method);
 #   5. with --ablation, the paper's FT variant (mapping trained too) of two styles, for docs/results.md's Table I.
 # Every step resumes from its last snapshot and skips what is already installed, so the script can be stopped at any
-# moment and run again. Times on 2 CPU cores at 64 px (measured with the machine busy, so upper bounds): the base
-# 15,000 steps at ~1.55 s, about 6.5 hours; the encoder 1,000 steps at ~1.9 s, about 32 minutes; each style 2,000
-# steps, about 50 minutes if a fine-tuning step costs what a base step does; the translator 2,000 steps at ~2.2 s,
-# about 75 minutes. The whole family with --ablation: about 14 hours.
+# moment and run again. Times at 64 px on 2 CPU cores: the base 15,000 steps at ~1.55 s, about 6.5 hours; each style
+# 2,000 steps at 1.07x a base step (measured side by side), about 55 minutes; the encoder 1,000 steps at ~0.8 s, about
+# 15 minutes; the translator 2,000 steps at ~1.8 s, about an hour (these two measured on one thread beside another
+# training: upper bounds). The whole family with --ablation: about 14 hours.
 set -euo pipefail
 
 installed() { zoo list "$1" --installed --json | grep -q "\"domain\": \"$1\""; }
