@@ -1,34 +1,25 @@
 """The run loop the companion networks share (zoo/companion_training.py), on a toy network."""
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 from torch import nn
 
-from zoo.companion_training import CompanionTraining, RunSettings, train_companion
+from zoo.companion_training import CompanionTraining, train_companion
+from zoo.encoder import EncoderTrainConfig
 from zoo.errors import ZooError
 
 
-@dataclass
-class ToySettings(RunSettings):
-    iters: int = 6
-    batch: int = 4
-    lr: float = 1e-2
-    snapshot_every: int = 3
-    seed: int = 0
-
-
 def toy(base, kind="toy", **settings):
-    """A small network with dropout: besides its (seed, step) batch, each step draws a mask from the global RNG."""
+    """A small network with dropout: besides its (seed, step) batch, each step draws a mask from the global RNG. Its
+    settings are an encoder's (any RunSettings will do; the loss weights go unused)."""
 
     def losses(network, step):
         inputs = torch.randn(4, 8, generator=torch.Generator().manual_seed(step))
         return {"loss": network(inputs).square().mean()}
 
-    return CompanionTraining(kind=kind, base=base, config=ToySettings(**settings), losses=losses, identity={},
-                             build=lambda: nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 1)),
-                             identity_words="base or settings")  # fmt: skip
+    config = EncoderTrainConfig(**{"iters": 6, "lr": 1e-2, "snapshot_every": 3, **settings})
+    return CompanionTraining(kind=kind, base=base, config=config, losses=losses, identity={}, identity_words="base or settings",
+                             build=lambda: nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 1)))  # fmt: skip
 
 
 def killed_after_step_4(step, total, metrics):
@@ -52,7 +43,7 @@ def test_a_run_killed_between_snapshots_resumes_to_what_an_unbroken_one_computes
 
 def test_settings_and_snapshots_are_checked_and_a_killed_write_is_cleared(model, zoo_home):
     with pytest.raises(ZooError, match="--iters, --batch and --snapshot-every must be at least 1"):
-        ToySettings(iters=0)
+        EncoderTrainConfig(iters=0)
     train_companion("run", toy(model, iters=3))
     with pytest.raises(ZooError, match="a run of this name exists; pass --resume"):
         train_companion("run", toy(model, iters=3))
