@@ -100,10 +100,7 @@ def train_companion(name: str, training: CompanionTraining, *, resume: bool = Fa
         step, wall_before, metrics = 0, 0.0, {}
         if snapshot is not None:
             check_same_run(snapshot["identity"], identity, run_dir, training.identity_words)
-            network.load_state_dict(snapshot["model"])
-            optimizer.load_state_dict(snapshot["optimizer"])
-            torch.set_rng_state(snapshot["rng"])
-            step, wall_before, metrics = snapshot["step"], snapshot["wall_time_seconds"], snapshot["metrics"]
+            step, wall_before, metrics = restore(snapshot, network, optimizer)
         prepare_run_dir(run_dir)
         started = time.perf_counter()
         network.train()
@@ -134,6 +131,14 @@ def load_run_snapshot(run_dir: Path, training: CompanionTraining) -> dict | None
         raise ZooError(f"{run_dir / SNAPSHOT_FILE}: not a {training.kind} run's snapshot; delete the run directory to "
                        "start over")  # fmt: skip
     return state
+
+
+def restore(snapshot: dict, network: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, float, dict]:
+    """Put the network, optimiser and RNG back as the snapshot holds them; (step, wall time, last losses) so far."""
+    network.load_state_dict(snapshot["model"])
+    optimizer.load_state_dict(snapshot["optimizer"])
+    torch.set_rng_state(snapshot["rng"])
+    return snapshot["step"], snapshot["wall_time_seconds"], snapshot["metrics"]
 
 
 def check_same_run(saved: dict, identity: dict, run_dir: Path, identity_words: str) -> None:
