@@ -46,7 +46,15 @@ from ..registry import Registry, load
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .distributed import DistributedContext, init_distributed, training_device
 from .logs import METRICS_FILE, MetricsLog, write_samples
-from .snapshot import SNAPSHOT_FILE, SNAPSHOT_FORMAT, load_snapshot, prepare_run_dir, restore_rng_state, rng_state, save_snapshot
+from .snapshot import (
+    SNAPSHOT_FILE,
+    SNAPSHOT_FORMAT,
+    load_snapshot,
+    prepare_run_dir,
+    restore_rng_state,
+    rng_state,
+    save_snapshot,
+)
 from .stop import StopRequest
 from .trainer import Trainer
 
