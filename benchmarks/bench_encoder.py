@@ -3,6 +3,7 @@
     python benchmarks/bench_encoder.py [--method encoder|distilled] [--threads 2] [--repeats 5]
 
 Measures, in the zoo home of this checkout (the shipped emoji family and emoji-noto-encoder):
+- start-up: `zoo --version` as a new process (Python, torch and zoo's imports);
 - the whole command: `zoo translate --from emoji-noto --to emoji-twemoji --method encoder IMAGE` as a new process
   (Python's start-up, imports, loading both models and the encoder, the translation, writing the file);
 - in process, after start-up: one image encoded and rendered by the target (layer-swapped at the recipe's level),
@@ -39,6 +40,12 @@ def timed(function, repeats: int) -> Spread:
     return seconds["only"]
 
 
+def process_seconds(arguments: list[str], threads: int, repeats: int) -> Spread:
+    """A command as a new process, with `threads` threads like the in-process figures."""
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    return timed(lambda: subprocess.run(arguments, check=True, capture_output=True, env=environment), repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
@@ -50,8 +57,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "zoo", "translate", "--from", "emoji-noto", "--to", "emoji-twemoji", "--method", args.method,
                    "--out", folder, "--force", str(files[0])]  # fmt: skip
-        environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}  # the command runs with --threads too
-        whole = timed(lambda: subprocess.run(command, check=True, capture_output=True, env=environment), args.repeats)
+        startup = process_seconds([sys.executable, "-m", "zoo", "--version"], args.threads, args.repeats)
+        whole = process_seconds(command, args.threads, args.repeats)
     source, target = load("emoji-noto"), load("emoji-twemoji")
     size = source.generator.config.size
     one, hundred = load_images(files[:1], size), load_images(files[:100], size)
@@ -72,9 +79,9 @@ def main() -> None:
         single = timed(lambda: translate(one), args.repeats)
         batch = timed(lambda: translate(hundred), args.repeats)
     print(describe_run(args.repeats, f"method {args.method}"))
-    print(f"| method | threads | whole `zoo translate` of 1 image s | 1 image after start-up ms | {len(hundred)} images after start-up s |")
-    print("|---|---|---|---|---|")
-    print(f"| {args.method} | {args.threads} | {whole.format()} | {single.scaled(1000).format('.1f')} | {batch.format()} |")
+    print(f"| method | threads | `zoo --version` s | whole `zoo translate` of 1 image s | 1 image after start-up ms | {len(hundred)} images after start-up s |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.method} | {args.threads} | {startup.format()} | {whole.format()} | {single.scaled(1000).format('.1f')} | {batch.format()} |")
 
 
 if __name__ == "__main__":
