@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every figure of docs/benchmarks.md in one go, with the machine it ran on and how busy it was, into one raw log.
 #   benchmarks/run_all.sh [--quick] [OUT]     (from the checkout's root, its venv active)
-# About 25 minutes on 2 idle cores of an AMD EPYC Zen 3 (the 256 px training steps take about half of it); --quick
-# runs each script once with tiny settings (about 4 minutes) to check that everything works, its figures worthless.
+# About 25-30 minutes on 2 idle cores of an AMD EPYC Zen 3 (the 256 px training steps take 10-12 of them); --quick
+# runs each script once with tiny settings (about 5 minutes idle) to check that everything works, its figures worthless.
 # Settings: THREADS (default 2) threads for torch in every script; ROSINALITY=DIR, a checkout of
 # rosinality/stylegan2-pytorch, adds its own model.py to the inference table. The figures hold only for an idle
 # machine: the log records the load average and the busiest processes before and after each script.
@@ -32,6 +32,9 @@ print(f"torch {torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_ca
       "OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS"))'
   echo "ZOO_CPU_ALLOCATOR=${ZOO_CPU_ALLOCATOR:-tuned (default)}"
   load
+  if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
+    echo "WARNING: the machine is not idle (1-minute load average above 0.5): these figures are not for the docs"
+  fi
 }
 
 step() {  # step NAME COMMAND...: one benchmark, its command, output, wall time and the load around it; a failure is
@@ -40,7 +43,7 @@ step() {  # step NAME COMMAND...: one benchmark, its command, output, wall time 
   shift
   echo
   echo "## $name"
-  echo "\$ $*"
+  echo "\$ $(printf '%q ' "$@")"
   load
   started=$(date +%s)
   { "$@" 2>&1 || echo "FAILED: exit code $?"; } | { grep --line-buffered -v -E 'UserWarning|warnings.warn' || true; }
@@ -64,19 +67,19 @@ run_all() {
     step "alignment (quick)" python benchmarks/bench_align.py --repeats 1 --threads "$threads"
   else
     step "inference" python benchmarks/bench_modconv.py --repeats 7 "${rosinality[@]}"
-    step "training, 32 px (a whole R1 cycle per repeat) and bfloat16 against float32 at 64 px" \
-      python benchmarks/bench_training.py --setups "32 px small, batch 16" "64 px emoji, batch 16" --steps 16 --repeats 3
+    step "training, 32 px (a whole R1 cycle per repeat)" python benchmarks/bench_training.py --setups "32 px small, batch 16" --steps 16 --repeats 3
+    step "training, bfloat16 against float32 at 64 px (plain steps)" python benchmarks/bench_training.py --setups "64 px emoji, batch 16" --steps 1 --repeats 3
     step "training, 256 px config-f (plain steps)" python benchmarks/bench_training.py --setups "256 px config-f, batch 4" --steps 1 --repeats 3
     step "distance matrix" python benchmarks/bench_distance.py --repeats 5
     step "batched inversion" python benchmarks/bench_inversion.py --repeats 5
     if [ "$bfloat16" = True ]; then
       step "batched inversion, float32" python benchmarks/bench_inversion.py --repeats 5 --precision float32
     fi
-    step "batched inversion, glibc's allocator" env ZOO_CPU_ALLOCATOR=system python benchmarks/bench_inversion.py --repeats 5
+    step "batched inversion, glibc's allocator" env ZOO_CPU_ALLOCATOR=system python benchmarks/bench_inversion.py --repeats 3
     for method in encoder distilled; do
       for method_threads in 1 2; do
         step "feed-forward translation, $method, $method_threads threads" \
-          python benchmarks/bench_encoder.py --method "$method" --threads "$method_threads" --repeats 5
+          python benchmarks/bench_encoder.py --method "$method" --threads "$method_threads" --repeats 3
       done
     done
     step "alignment" python benchmarks/bench_align.py --repeats 7 --threads "$threads"
