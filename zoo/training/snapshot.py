@@ -46,8 +46,9 @@ def load_snapshot(run_dir: Path, device: torch.device | str = "cpu") -> dict | N
     state = read_snapshot(run_dir, device)
     if state is None:
         return None
-    if state.get("format") != SNAPSHOT_FORMAT:
-        raise ZooError(f"{path}: snapshot format {state.get('format')} is not {SNAPSHOT_FORMAT}; start a new run")
+    found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if found != SNAPSHOT_FORMAT:
+        raise ZooError(f"{path}: snapshot format {found} is not {SNAPSHOT_FORMAT}; start a new run")
     return state
 
 
