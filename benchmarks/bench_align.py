@@ -8,14 +8,14 @@ size: detected at 1024 px, shrunk before NVIDIA's crop). Each is timed, alternat
 - one-by-one crops: the same, with R-Net's and O-Net's candidate crops cut and area-resized one at a time (the
   straightforward way of MTCNN ports) instead of zoo's single roi_align call;
 - centre crop: what the photo costs without alignment (decode, centre crop, resize: `--align off`).
+Each figure is the median (min-max) of the repeats, a ratio taken repeat by repeat.
 The bar (issue 20): zoo under 1 s per photo on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,9 @@ import zoo.detect
 from zoo.align import align_ffhq
 from zoo.data import load_image_rgb, model_input_pixels
 from zoo.detect import MTCNN
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import add_repeats, alternating, describe_run, ratio  # noqa: E402
 
 ASTRONAUT = Path(skimage.data.__file__).parent / "astronaut.png"
 
@@ -64,7 +67,7 @@ def centre_crop(detector: MTCNN, path: Path) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    add_repeats(parser, 7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/zoo-bench-align"))
     args = parser.parse_args()
@@ -74,21 +77,14 @@ def main() -> None:
     Image.open(ASTRONAUT).convert("RGB").resize((2048, 2048), Image.Resampling.LANCZOS).save(large)
     detector = MTCNN()
     ways = {"zoo": detect_and_align, "one-by-one crops": one_by_one, "centre crop (no alignment)": centre_crop}
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}")
+    print(describe_run(args.repeats, "MTCNN on one thread whatever --threads (zoo.detect.one_thread)"))
     for path in (ASTRONAUT, large):
         for way in ways.values():  # warm-up
             way(detector, path)
-        times = {name: [] for name in ways}
-        for _ in range(args.repeats):
-            for name, way in ways.items():
-                start = time.perf_counter()
-                way(detector, path)
-                times[name].append(time.perf_counter() - start)
-        medians = {name: statistics.median(values) for name, values in times.items()}
+        seconds, _ = alternating({name: lambda way=way: way(detector, path) for name, way in ways.items()}, args.repeats)
         print(f"{path.name} ({Image.open(path).width} px):")
-        for name, seconds in medians.items():
-            print(f"  {name:28s} {seconds * 1000:8.1f} ms   zoo / this = {medians['zoo'] / seconds:5.2f}")
-
+        for name, spread in seconds.items():
+            print(f"  {name:28s} {spread.scaled(1000).format('.1f')} ms, zoo / this {ratio(seconds['zoo'], spread).format('.2f')}")
 
 if __name__ == "__main__":
     main()

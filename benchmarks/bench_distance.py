@@ -1,6 +1,6 @@
 """Speed of `zoo distance-matrix` against the naive pairwise loop over the same models, in one run.
 
-    python benchmarks/bench_distance.py [--models 6] [--samples 64] [--batch 16] [--repeats 3]
+    python benchmarks/bench_distance.py [--models 6] [--samples 64] [--batch 16] [--repeats 5]
 
 Builds N generators of the emoji family's architecture with random weights (speed does not depend on the
 weights) and measures every pair's model distance two ways, alternating between them so that machine load affects
@@ -9,6 +9,7 @@ both alike:
   pairwise distances from the cached features (N generator passes per batch);
 - naive: for each of the N(N-1)/2 pairs, both models generate the batch and the metric compares the two images
   directly (N(N-1) generator passes per batch, features recomputed for every pair).
+Each figure is the median (min-max) of the repeats; the speed-up is taken repeat by repeat.
 Both give the same numbers (checked here, and by tests/test_distance.py). Metrics: SSIM, and LPIPS's AlexNet
 architecture with RANDOM backbone weights, for timing only: its numbers are not LPIPS.
 """
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
-import time
+import sys
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -30,6 +31,9 @@ from zoo.distance import NamedGenerator, distance_matrix
 from zoo.metrics import LPIPSDistance, Metric, SSIMDistance
 from zoo.model import Generator, ModelConfig
 from zoo.sampling import sample_latents
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import add_repeats, alternating, describe_run, ratio  # noqa: E402
 
 EMOJI = ModelConfig(size=RESOLUTION, **BASE_ARCHITECTURE)  # the embedded emoji family's architecture
 METRICS: dict[str, Callable[[], Metric]] = {
@@ -62,29 +66,20 @@ def build_models(count: int) -> list[NamedGenerator]:
             for index, generator in enumerate(generators)]  # fmt: skip
 
 
-def seconds(run: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
-    start = time.perf_counter()
-    matrix = run()
-    return time.perf_counter() - start, matrix
-
-
 def measure(metric_name: str, models: list[NamedGenerator], samples: int, batch: int, repeats: int) -> dict:
     metric = METRICS[metric_name]()
     runs = {
         "zoo": lambda: distance_matrix(models, metric=metric, samples=samples, batch=batch).matrix,
         "naive": lambda: naive_distance_matrix([m.generator for m in models], metric, samples=samples, seed=0, batch=batch),
     }
-    timings, matrices = {name: [] for name in runs}, {}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            elapsed, matrices[name] = seconds(run)
-            timings[name].append(elapsed)
-    zoo_s, naive_s = (statistics.median(timings[name]) for name in runs)
+    for run in runs.values():  # warm-up: the first call of each shape pays for allocations and kernel choice
+        run()
+    seconds, matrices = alternating(runs, repeats)
     return {
         "metric": metric_name,
-        "zoo_s": zoo_s,
-        "naive_s": naive_s,
-        "speedup": naive_s / zoo_s,
+        "zoo_s": seconds["zoo"],
+        "naive_s": seconds["naive"],
+        "speedup": ratio(seconds["naive"], seconds["zoo"]),
         "max_difference": (matrices["zoo"] - matrices["naive"]).abs().max().item(),
     }
 
@@ -94,17 +89,18 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=6)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_repeats(parser, 5)
     args = parser.parse_args()
     models = build_models(args.models)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.models} models of {RESOLUTION} px "
-          f"({sum(p.numel() for p in models[0].generator.parameters()) / 1e6:.1f}M parameters each), "
-          f"{args.samples} samples, batch {args.batch}, median of {args.repeats}")  # fmt: skip
+    parameters = sum(p.numel() for p in models[0].generator.parameters()) / 1e6
+    print(describe_run(args.repeats, f"{args.models} models of {RESOLUTION} px ({parameters:.1f}M parameters each)",
+                       f"{args.samples} samples", f"batch {args.batch}"))  # fmt: skip
     print("| metric | zoo s | naive pairwise s | speed-up | max abs diff |")
     print("|---|---|---|---|---|")
     for name in METRICS:
         row = measure(name, models, args.samples, args.batch, args.repeats)
-        print(f"| {row['metric']} | {row['zoo_s']:.2f} | {row['naive_s']:.2f} | {row['speedup']:.2f}x | {row['max_difference']:.1e} |")
+        print(f"| {row['metric']} | {row['zoo_s'].format()} | {row['naive_s'].format()} | {row['speedup'].format('.2f', 'x')} | "
+              f"{row['max_difference']:.1e} |")
 
 
 if __name__ == "__main__":

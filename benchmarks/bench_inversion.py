@@ -1,10 +1,11 @@
 """Batched inversion against one run per image, at the emoji family's config, in one run.
 
-    python benchmarks/bench_inversion.py [--images 16] [--steps 100] [--method bounded] [--precision auto] [--repeats 3]
+    python benchmarks/bench_inversion.py [--images 16] [--steps 100] [--method bounded] [--precision auto] [--repeats 5]
 
 Builds a generator of the emoji family's architecture (random weights: speed does not depend on them), makes
 `--images` target images with it, and inverts them two ways with the same settings: all in one batch (each image has
 its own latent and loss; zoo.inversion explains why that is the same optimisation), and one `invert` call per image.
+The two take turns over the repeats; each figure is the median (min-max), the ratio taken repeat by repeat.
 The issue's bar: the batch takes at most 25% of the time of the single runs. Like the `zoo` command, the benchmark
 tunes the CPU allocator (zoo.devices.tune_cpu_allocator); ZOO_CPU_ALLOCATOR=system measures with glibc's defaults.
 `--precision` is the inversion's (default auto: bfloat16 on CPUs with AVX512-BF16 or AMX, else float32).
@@ -14,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +26,9 @@ from zoo.checkpoint import load_model, save_model
 from zoo.devices import PRECISIONS, compute_dtype, dtype_name, tune_cpu_allocator
 from zoo.inversion import InversionSettings, invert, sefa_space
 from zoo.model import Generator, ModelConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import add_repeats, alternating, describe_run, ratio  # noqa: E402
 
 EMOJI = ModelConfig(size=RESOLUTION, **BASE_ARCHITECTURE)  # the embedded emoji family's architecture
 ALLOCATOR = "tuned" if tune_cpu_allocator() else "system"  # as the zoo command runs
@@ -38,19 +41,13 @@ def emoji_sized_model(folder: Path):
     return load_model(path)
 
 
-def timed(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--method", default="bounded", choices=("bounded", "projection"))
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_repeats(parser, 5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZOO_HOME"] = home
@@ -67,17 +64,14 @@ def main() -> None:
         for run in runs.values():  # the first call of each shape pays for allocations and oneDNN kernel choice
             run(warm_up)
         settings = InversionSettings(method=args.method, steps=args.steps, perceptual="ssim", precision=args.precision)
-        timings = {name: [] for name in runs}
-        for _ in range(args.repeats):  # alternating, so that a change in machine load affects both alike
-            for name, run in runs.items():
-                timings[name].append(timed(lambda: run(settings)))
-        batched, singles = (statistics.median(timings[name]) for name in runs)
+        seconds, _ = alternating({name: lambda run=run: run(settings) for name, run in runs.items()}, args.repeats)
     precision = dtype_name(compute_dtype(args.precision, torch.device("cpu")))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; emoji {RESOLUTION} px config, {args.method} inversion, "
-          f"{args.steps} steps, L1 + SSIM loss, {precision} synthesis, {ALLOCATOR} allocator, median of {args.repeats}")  # fmt: skip
+    print(describe_run(args.repeats, f"emoji {RESOLUTION} px config", f"{args.method} inversion", f"{args.steps} steps",
+                       "L1 + SSIM loss", f"{precision} synthesis", f"{ALLOCATOR} allocator"))  # fmt: skip
     print("| images | one batch s | one run per image s | batch / singles |")
     print("|---|---|---|---|")
-    print(f"| {args.images} | {batched:.2f} | {singles:.2f} | {batched / singles:.1%} |")
+    share = ratio(seconds["batch"], seconds["singles"]).scaled(100)
+    print(f"| {args.images} | {seconds['batch'].format()} | {seconds['singles'].format()} | {share.format('.1f', '%')} |")
 
 
 if __name__ == "__main__":

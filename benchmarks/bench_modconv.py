@@ -1,12 +1,14 @@
 """Inference speed of zoo's synthesis layers against the straightforward grouped-convolution formulation, in one run.
 
-    python benchmarks/bench_modconv.py [--batch 4] [--repeats 7]
+    python benchmarks/bench_modconv.py [--batch 4] [--repeats 7] [--rosinality CHECKOUT]
 
 Builds rosinality's standard 256 px config-f generator (style_dim 512, 8 mapping layers, channel multiplier 2,
 30M parameters) and a small 32 px one, checks that both formulations give the same images (within 1e-4), then times
 a batch through each, alternating between them so that machine load affects both alike. The baseline is described in
-benchmarks/baseline.py. Peak memory is the high-water mark of resident memory (VmHWM) of a fresh process that builds
-the model and runs only that formulation.
+benchmarks/baseline.py. With --rosinality, rosinality's own model.py (from that checkout, benchmarks/rosinality_model.py)
+takes turns too, at the 256 px config (the only one of the two it can build). Each figure is the median (min-max)
+of the repeats; a speed-up is taken repeat by repeat. Peak memory is the high-water mark of resident memory (VmHWM) of
+a fresh process that builds the model and runs only that formulation.
 Like the `zoo` command, it tunes the CPU allocator (zoo.devices); ZOO_CPU_ALLOCATOR=system measures glibc's defaults.
 """
 
@@ -15,15 +17,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rosinality_model  # noqa: E402
 from baseline import straightforward_formulation  # noqa: E402
+from timing import add_repeats, alternating, describe_run, ratio  # noqa: E402
 
 from zoo.devices import tune_cpu_allocator  # noqa: E402
 from zoo.model import Generator, ModelConfig  # noqa: E402
@@ -48,12 +50,6 @@ def render(generator: Generator, z: torch.Tensor, grouped: bool) -> torch.Tensor
         return generator(z, noise="const")[0]
 
 
-def seconds(generator, z, grouped: bool) -> float:
-    start = time.perf_counter()
-    render(generator, z, grouped)
-    return time.perf_counter() - start
-
-
 def peak_memory_mb(config_name: str, batch: int, grouped: bool) -> float:
     """Peak RSS (MB) of a fresh process that builds the model and renders one batch twice with one formulation."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
@@ -68,22 +64,26 @@ def _child_peak(config_name: str, batch: int, grouped: bool) -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
-def measure(name: str, batch: int, repeats: int) -> dict:
+def formulations(name: str, batch: int, rosinality: Path | None) -> tuple[Generator, dict]:
+    """zoo's generator and the renders to time: zoo, the straightforward formulation, and rosinality's own if asked."""
     generator, z = build(CONFIGS[name], batch)
-    fast, grouped = render(generator, z, False), render(generator, z, True)
-    max_difference = (fast - grouped).abs().max().item()
-    timings = {False: [], True: []}
-    for _ in range(repeats):
-        for formulation in (False, True):
-            timings[formulation].append(seconds(generator, z, formulation))
-    zoo_ms, grouped_ms = (statistics.median(timings[f]) * 1000 for f in (False, True))
+    renders = {"zoo": lambda: render(generator, z, False), "straightforward": lambda: render(generator, z, True)}
+    if rosinality is not None and CONFIGS[name] == ModelConfig.standard(CONFIGS[name].size):
+        original = rosinality_model.rosinality_generator(rosinality, generator, CONFIGS[name])
+        renders["rosinality model.py"] = lambda: rosinality_model.render(original, z)
+    return generator, renders
+
+
+def measure(name: str, batch: int, repeats: int, rosinality: Path | None) -> dict:
+    generator, renders = formulations(name, batch, rosinality)
+    images = {way: render_once() for way, render_once in renders.items()}  # also the warm-up
+    seconds, _ = alternating(renders, repeats)
     return {
         "config": name,
         "parameters": sum(p.numel() for p in generator.parameters()),
-        "zoo_ms": zoo_ms,
-        "grouped_ms": grouped_ms,
-        "speedup": grouped_ms / zoo_ms,
-        "max_difference": max_difference,
+        "ms": {way: spread.scaled(1000) for way, spread in seconds.items()},
+        "speedup": {way: ratio(spread, seconds["zoo"]) for way, spread in seconds.items() if way != "zoo"},
+        "max_difference": {way: (image - images["zoo"]).abs().max().item() for way, image in images.items() if way != "zoo"},
         "zoo_peak_mb": peak_memory_mb(name, batch, False),
         "grouped_peak_mb": peak_memory_mb(name, batch, True),
     }
@@ -92,17 +92,22 @@ def measure(name: str, batch: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=7)
+    add_repeats(parser, 7)
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), metavar="CONFIG",
+                        help=f"Which configs to time (default all: {', '.join(CONFIGS)}).")  # fmt: skip
+    parser.add_argument("--rosinality", type=Path, help="A checkout of rosinality/stylegan2-pytorch to time its model.py too.")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {ALLOCATOR} allocator, batch {args.batch}, median of {args.repeats}")
-    print("| config | G params | zoo ms/batch | straightforward ms/batch | speed-up | max abs diff | zoo peak MB | straightforward peak MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in CONFIGS:
-        row = measure(name, args.batch, args.repeats)
-        print(
-            f"| {row['config']} | {row['parameters'] / 1e6:.1f}M | {row['zoo_ms']:.0f} | {row['grouped_ms']:.0f} | "
-            f"{row['speedup']:.2f}x | {row['max_difference']:.1e} | {row['zoo_peak_mb']:.0f} | {row['grouped_peak_mb']:.0f} |"
-        )
+    print(describe_run(args.repeats, f"{ALLOCATOR} allocator", f"batch {args.batch}"))
+    print("| config | G params | formulation | ms/batch | speed-up of zoo | max abs diff to zoo |")
+    print("|---|---|---|---|---|---|")
+    for name in args.configs:
+        row = measure(name, args.batch, args.repeats, args.rosinality)
+        for way, ms in row["ms"].items():
+            speedup = row["speedup"][way].format(".2f", "x") if way in row["speedup"] else ""
+            difference = f"{row['max_difference'][way]:.1e}" if way in row["max_difference"] else ""
+            print(f"| {row['config']} | {row['parameters'] / 1e6:.1f}M | {way} | {ms.format('.0f')} | {speedup} | {difference} |")
+        print(f"| {row['config']} | peak MB (one fresh process each) | zoo {row['zoo_peak_mb']:.0f}, "
+              f"straightforward {row['grouped_peak_mb']:.0f} | | | |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """Training-step speed: zoo's synthesis layers against the straightforward formulation, and bfloat16 training
 against float32, in one run.
 
-    python benchmarks/bench_training.py [--steps 9]
+    python benchmarks/bench_training.py [--steps 16] [--repeats 3] [--setups NAME ...]
 
-Times full training iterations (D step, G step, and the lazy R1 / path-length steps at their usual rates, ADA at
+Times full training iterations (D step, G step, and the lazy R1 / path-length steps when their turn comes, ADA at
 p = 0.2) at a small 32 px config with batch 16 and at the 256 px config-f with batch 4, alternating between the two
-formulations (benchmarks/baseline.py describes the baseline). Peak memory is the high-water mark of resident memory
-(VmHWM) of a fresh process that builds the models and trains with only that formulation.
+formulations (benchmarks/baseline.py describes the baseline). After one warm-up step each (step 0, which runs both
+regularisers), a repeat is a window of --steps steps of each formulation in turn; a figure is the median (min-max) over
+the repeats of the window's mean. The regularisers come at their usual rates only when --steps is a multiple of 16
+(R1 every 16 steps, path length every 4); with fewer steps the windows hold mostly plain steps.
+Peak memory is the high-water mark of resident memory (VmHWM) of a fresh process that builds the models and trains one
+step (step 0, with both regularisers) with only that formulation.
 The precision table times zoo's own steps at the 64 px emoji config (batch 16) with `--precision float32` against
 `bfloat16` (the convolutions of G's synthesis and D's blocks in bfloat16), alternating likewise; bfloat16 is only
 faster where the CPU computes it natively (AVX512-BF16 or AMX).
@@ -18,15 +22,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import straightforward_formulation  # noqa: E402
+from timing import Spread, add_repeats, alternating, describe_run, ratio  # noqa: E402
 
 from zoo.devices import native_bfloat16, tune_cpu_allocator  # noqa: E402
 from zoo.model import Discriminator, Generator, ModelConfig  # noqa: E402
@@ -55,66 +58,71 @@ def formulation(straightforward: bool):
     return straightforward_formulation() if straightforward else contextlib.nullcontext()
 
 
-def step_seconds(trainer: Trainer, real: torch.Tensor, straightforward: bool) -> float:
-    with formulation(straightforward):
-        start = time.perf_counter()
-        trainer.train_step(real)
-        return time.perf_counter() - start
+def steps_run(trainer: Trainer, real: torch.Tensor, straightforward: bool, steps: int):
+    def run() -> None:
+        with formulation(straightforward):
+            for _ in range(steps):
+                trainer.train_step(real)
+
+    return run
 
 
-def peak_memory_mb(name: str, straightforward: bool, steps: int) -> float:
+def peak_memory_mb(name: str, straightforward: bool) -> float:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_child_peak, (name, straightforward, steps))
+        return pool.apply(_child_peak, (name, straightforward))
 
 
-def _child_peak(name: str, straightforward: bool, steps: int) -> float:
+def _child_peak(name: str, straightforward: bool) -> float:
     trainer, real = make_trainer(name)
-    for _ in range(steps):
-        step_seconds(trainer, real, straightforward)
+    steps_run(trainer, real, straightforward, 1)()
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
-def alternating_seconds(trainers: dict, steps: int) -> dict:
-    """Mean seconds per step of each (trainer, real, straightforward), their steps alternating; the first warms up.
-
-    One trainer per variant, so all go through the same R1 / path-length schedule."""
-    timings = {key: [] for key in trainers}
-    for _ in range(steps):
-        for key, (trainer, real, straightforward) in trainers.items():
-            timings[key].append(step_seconds(trainer, real, straightforward))
-    return {key: statistics.mean(values[1:]) for key, values in timings.items()}
-
-
-def measure(name: str, steps: int) -> dict:
-    seconds = alternating_seconds({f: (*make_trainer(name), f) for f in (False, True)}, steps)
-    zoo_s, baseline_s = seconds[False], seconds[True]
-    return {"setup": name, "zoo_its": 1 / zoo_s, "baseline_its": 1 / baseline_s, "speedup": baseline_s / zoo_s,
-            "zoo_mb": peak_memory_mb(name, False, 2), "baseline_mb": peak_memory_mb(name, True, 2)}
+def seconds_per_step(trainers: dict, steps: int, repeats: int) -> dict[str, Spread]:
+    """Each (trainer, real, straightforward)'s seconds per step over `repeats` windows of `steps` steps, the variants
+    taking turns after one warm-up step each. One trainer per variant, so all follow the same regulariser schedule."""
+    for trainer, real, straightforward in trainers.values():
+        steps_run(trainer, real, straightforward, 1)()
+    runs = {key: steps_run(*variant, steps) for key, variant in trainers.items()}
+    seconds, _ = alternating(runs, repeats)
+    return {key: spread.scaled(1 / steps) for key, spread in seconds.items()}
 
 
-def measure_precision(steps: int) -> dict:
-    seconds = alternating_seconds({p: (*make_trainer(PRECISION_SETUP, p), False) for p in ("float32", "bfloat16")}, steps)
-    return {"float32_its": 1 / seconds["float32"], "bfloat16_its": 1 / seconds["bfloat16"],
-            "speedup": seconds["float32"] / seconds["bfloat16"]}
+def measure(name: str, steps: int, repeats: int) -> dict:
+    seconds = seconds_per_step({f: (*make_trainer(name), f) for f in (False, True)}, steps, repeats)
+    return {"setup": name, "zoo_its": seconds[False].inverse(), "baseline_its": seconds[True].inverse(),
+            "speedup": ratio(seconds[True], seconds[False]),
+            "zoo_mb": peak_memory_mb(name, False), "baseline_mb": peak_memory_mb(name, True)}  # fmt: skip
+
+
+def measure_precision(steps: int, repeats: int) -> dict:
+    trainers = {p: (*make_trainer(PRECISION_SETUP, p), False) for p in ("float32", "bfloat16")}
+    seconds = seconds_per_step(trainers, steps, repeats)
+    return {"float32_its": seconds["float32"].inverse(), "bfloat16_its": seconds["bfloat16"].inverse(),
+            "speedup": ratio(seconds["float32"], seconds["bfloat16"])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=9, help="Timed iterations per formulation (plus one warm-up).")
+    parser.add_argument("--steps", type=int, default=16, help="Steps per repeat of each variant (default 16: one R1 cycle).")
+    add_repeats(parser, 3)
+    parser.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS), metavar="SETUP",
+                        help=f"Which setups to time (default all: {', '.join(SETUPS)}; the last is the precision table).")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {ALLOCATOR} allocator, mean of {args.steps - 1} steps after one warm-up")
+    print(describe_run(args.repeats, f"{ALLOCATOR} allocator", f"windows of {args.steps} steps after one warm-up step"))
     print("| setup | zoo it/s | straightforward it/s | speed-up | zoo peak MB | straightforward peak MB |")
     print("|---|---|---|---|---|---|")
-    for name in SETUPS:
+    for name in args.setups:
         if name != PRECISION_SETUP:
-            row = measure(name, args.steps)
-            print(f"| {row['setup']} | {row['zoo_its']:.2f} | {row['baseline_its']:.2f} | {row['speedup']:.2f}x | "
-                  f"{row['zoo_mb']:.0f} | {row['baseline_mb']:.0f} |")
-    row = measure_precision(args.steps)
-    print(f"\n{PRECISION_SETUP} (native bfloat16: {native_bfloat16(torch.device('cpu'))})\n")
-    print("| float32 it/s | bfloat16 it/s | speed-up |\n|---|---|---|")
-    print(f"| {row['float32_its']:.2f} | {row['bfloat16_its']:.2f} | {row['speedup']:.2f}x |")
+            row = measure(name, args.steps, args.repeats)
+            print(f"| {row['setup']} | {row['zoo_its'].format()} | {row['baseline_its'].format()} | "
+                  f"{row['speedup'].format('.2f', 'x')} | {row['zoo_mb']:.0f} | {row['baseline_mb']:.0f} |")
+    if PRECISION_SETUP in args.setups:
+        row = measure_precision(args.steps, args.repeats)
+        print(f"\n{PRECISION_SETUP} (native bfloat16: {native_bfloat16(torch.device('cpu'))})\n")
+        print("| float32 it/s | bfloat16 it/s | speed-up |\n|---|---|---|")
+        print(f"| {row['float32_its'].format()} | {row['bfloat16_its'].format()} | {row['speedup'].format('.2f', 'x')} |")
 
 
 if __name__ == "__main__":

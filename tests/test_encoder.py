@@ -48,25 +48,32 @@ def test_training_lowers_the_image_loss_and_installs_an_encoder_for_its_base(mod
     torch.manual_seed(0)
     before = fixed_batch_losses(build_encoder(model), model.generator, config)
     run, entry = train_and_install_encoder("tiny", None, config)
-    after = fixed_batch_losses(run.encoder, model.generator, config)
+    after = fixed_batch_losses(run.network, model.generator, config)
     assert after["image"] < 0.9 * before["image"], (before, after)
     assert entry["base"] == "tiny" and entry["base_sha256"] == sha256_file(model.info.path) and entry["family"] == model.info.family
     assert installed_encoders()["tiny-encoder"].sha256 == sha256_file(zoo_home / entry["file"])
     assert encoder_for(model) == "tiny-encoder"
     assert entry["lineage"]["iterations"] == 40 and entry["lineage"]["wall_time_seconds"] > 0
     images = torch.rand(2, 3, 32, 32) * 2 - 1
-    assert torch.allclose(load_encoder("tiny-encoder", base=model).latents(images), run.encoder.eval().latents(images), atol=1e-5)
+    assert torch.allclose(load_encoder("tiny-encoder", base=model).latents(images), run.network.latents(images), atol=1e-5)
     with pytest.raises(ZooError, match="already installed"):
         train_and_install_encoder("tiny", None, small_run(1))
 
 
 def test_a_resumed_run_computes_what_an_unbroken_one_does(model):
-    unbroken = train_encoder(model, "whole", small_run(6)).encoder
-    train_encoder(model, "parts", small_run(3, snapshot_every=3))
+    unbroken = train_encoder(model, "whole", small_run(6))
+    train_encoder(model, "parts", small_run(3, snapshot_every=3))  # a finished run, then continued for longer
+
+    def killed_after_step_4(step, total, metrics):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a continuation that dies between snapshots
+        train_encoder(model, "parts", small_run(6, snapshot_every=3), resume=True, on_step=killed_after_step_4)
     resumed = train_encoder(model, "parts", small_run(6, snapshot_every=3), resume=True)
-    assert resumed.steps == 6
-    for (name, a), b in zip(unbroken.state_dict().items(), resumed.encoder.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
+    assert resumed.steps == 6 and resumed.metrics == unbroken.metrics
+    for (name, a), b in zip(unbroken.network.state_dict().items(), resumed.network.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
     with pytest.raises(ZooError, match="--resume"):
         train_encoder(model, "parts", small_run(6))
     with pytest.raises(ZooError, match="another base, backbone or settings"):

@@ -305,6 +305,21 @@ def test_rich_progress_shows_steps_speed_and_losses(images, tmp_path, tiny_confi
     assert "3/3" in final and "it/s" in final and "D " in final and "G " in final and "p 0.25" in final
 
 
+def test_progress_line_names_every_kind_of_runs_losses():
+    from zoo.progress import format_metrics
+
+    assert format_metrics({"d_loss": 0.5, "g_loss": 1.25, "augment_p": 0.1}) == "D 0.5  G 1.25  p 0.1"
+    assert format_metrics({"loss": 0.9, "latent": 0.6, "image": 0.25, "offset": 0.05}) == \
+        "loss 0.9  latent 0.6  image 0.25  offset 0.05"
+    assert format_metrics({"loss": 0.5, "l1": 0.125, "ssim": 0.375}) == "loss 0.5  L1 0.125  1-SSIM 0.375"
+
+
+def test_a_snapshot_that_is_not_a_dict_is_refused_in_one_line(tmp_path):
+    torch.save([1, 2, 3], tmp_path / SNAPSHOT_FILE)
+    with pytest.raises(ZooError, match="snapshot format list is not 1; start a new run"):
+        load_snapshot(tmp_path)
+
+
 def test_one_resolver_command_line_else_recipe_else_default():
     from zoo.specs import Recipe
     from zoo.training import resolve_config

@@ -46,7 +46,7 @@ def test_training_lowers_the_held_out_loss_and_installs_a_translator_for_its_bas
     torch.manual_seed(0)
     before = held_out_loss(build_translator(base, TARGETS), base, targets)
     run, entry = train_and_install_translator("tiny", None, None, small_run(40))
-    after = held_out_loss(run.translator, base, targets)
+    after = held_out_loss(run.network, base, targets)
     assert after < 0.8 * before, (before, after)
     assert entry["targets"] == TARGETS and entry["base_sha256"] == sha256_file(base.info.path) and entry["family"] == base.info.family
     assert Registry().table("translators")["tiny-translator"]["sha256"] == sha256_file(zoo_home / entry["file"])
@@ -60,7 +60,7 @@ def test_training_lowers_the_held_out_loss_and_installs_a_translator_for_its_bas
     loaded = load_translator("tiny-translator", base=base)
     outputs = translate_feed_forward(loaded, images, "tiny-b")
     assert outputs.shape == images.shape and outputs.abs().max() <= 1
-    assert torch.allclose(outputs, translate_feed_forward(run.translator.eval(), images, "tiny-b"), atol=1e-5)
+    assert torch.allclose(outputs, translate_feed_forward(run.network, images, "tiny-b"), atol=1e-5)
     assert not torch.allclose(outputs, translate_feed_forward(loaded, images, "tiny-c"), atol=1e-3)  # the target matters
     with pytest.raises(ZooError, match="trained for tiny"):
         load_translator("tiny-translator", base=load("tiny-b"))
@@ -75,18 +75,18 @@ def test_training_lowers_the_held_out_loss_and_installs_a_translator_for_its_bas
 
 def test_a_resumed_run_computes_what_an_unbroken_one_does(family):
     base, targets = models()
-    unbroken = train_translator(base, targets, "whole", small_run(6)).translator
+    unbroken = train_translator(base, targets, "whole", small_run(6))
 
-    def interrupt(step, total, metrics):
-        if step == 3:
+    def killed_after_step_4(step, total, metrics):
+        if step == 4:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        train_translator(base, targets, "parts", small_run(6, snapshot_every=3), on_step=interrupt)
+    with pytest.raises(KeyboardInterrupt):  # dies between the snapshots of steps 3 and 6
+        train_translator(base, targets, "parts", small_run(6, snapshot_every=3), on_step=killed_after_step_4)
     resumed = train_translator(base, targets, "parts", small_run(6, snapshot_every=3), resume=True)
-    assert resumed.steps == 6
-    for (name, a), b in zip(unbroken.state_dict().items(), resumed.translator.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5), name
+    assert resumed.steps == 6 and resumed.metrics == unbroken.metrics
+    for (name, a), b in zip(unbroken.network.state_dict().items(), resumed.network.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
     with pytest.raises(ZooError, match="--resume"):
         train_translator(base, targets, "parts", small_run(6))
     with pytest.raises(ZooError, match="another base, targets or settings"):
@@ -98,7 +98,7 @@ def test_appearance_codes_change_the_output_and_the_pairs_follow_them(family):
     run = train_translator(base, targets, "styles", small_run(30, appearance_fraction=1.0))
     images = PairSampler(base, targets, small_run(1, seed=5), appearance_layers=4)(0).inputs
     codes = base.generator.mapping(torch.randn(2, base.generator.config.style_dim, generator=torch.Generator().manual_seed(1)))
-    first, second = (translate_feed_forward(run.translator, images, "tiny-b", code[None]) for code in codes)
+    first, second = (translate_feed_forward(run.network, images, "tiny-b", code[None]) for code in codes)
     assert (first - second).abs().mean() > 1e-3
     pairs = PairSampler(base, targets, small_run(1, appearance_fraction=1.0), appearance_layers=4)(0)
     plain = PairSampler(base, targets, small_run(1, appearance_fraction=0.0), appearance_layers=4)(0)

@@ -2,8 +2,7 @@
 
 Each is a safetensors file in checkpoints/ (metadata: format, config, base name and sha256, family, lineage) and an
 entry in its own table of registry.toml (`[encoders.NAME]`, `[translators.NAME]`) with the file's sha256 and its
-base's, written in the registry's transaction as models are. Their training runs keep one resumable snapshot in
-<zoo home>/runs/NAME/snapshot.pt.
+base's, written in the registry's transaction as models are. Their training runs share one loop: zoo/companion_training.py.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 from torch import nn
 
@@ -85,6 +83,14 @@ def install_companion(companion: Companion, name: str, base: str, *, lineage: di
     return entry
 
 
+def installable_name(table: str, kind: str, base: str, name: str | None, *, force: bool, registry: Registry) -> str:
+    """NAME (default BASE-KIND) for a new entry of `table`, refused before any training when it is taken."""
+    name = check_name(name or f"{base}-{kind}")
+    if not force and (name in installed(table, registry) or name in registry.domains()):
+        raise ZooError(f"'{name}' is already installed; pass --force to replace it, or choose another --name")
+    return name
+
+
 def installed(table: str, registry: Registry | None = None) -> dict[str, CompanionEntry]:
     return (registry or Registry()).companions(table)
 
@@ -129,22 +135,3 @@ def load_companion(table: str, name_or_path: str | Path, format: str, build, *, 
     except RuntimeError as error:
         raise ZooError(f"{path}: weights do not fit its recorded configuration ({str(error).splitlines()[0]})") from None
     return module.eval().requires_grad_(False)
-
-
-def save_snapshot(run_dir: Path, state: dict) -> None:
-    with atomic_path(Path(run_dir) / "snapshot.pt") as tmp:
-        torch.save(state, tmp)
-
-
-def load_snapshot(run_dir: Path, format: str, kind: str) -> dict | None:
-    """The run's snapshot (None when there is none); a damaged or foreign one is a ZooError."""
-    path = Path(run_dir) / "snapshot.pt"
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged zip/pickle
-        raise ZooError(f"{path}: unreadable snapshot ({type(error).__name__}); delete the run directory to start over") from None
-    if not isinstance(state, dict) or state.get("format") != format:
-        raise ZooError(f"{path}: not a {kind} run's snapshot; delete the run directory to start over")
-    return state

@@ -10,7 +10,8 @@ construction; the offsets let the rows differ). It trains on z -> w = f(z) -> G(
 - an offset penalty: mean squared z offset relative to the code's, which holds the rows of ŵ+ near one w.
 
 Files: `checkpoints/NAME.safetensors` (weights; metadata: backbone, sizes, base name and sha256, family, lineage),
-registered in registry.toml's `[encoders.NAME]` table. Runs: `<zoo home>/runs/NAME/snapshot.pt` (resumable).
+registered in registry.toml's `[encoders.NAME]` table. Runs: `<zoo home>/runs/NAME/` (resumable; the loop is
+zoo/companion_training.py's).
 
 Inversion methods built on it (`InversionSettings.method`): `encoder` (one forward pass) and `hybrid` (the encoder's
 latent, then a short optimisation under a Gaussian prior in the whitened, leaky-ReLU-inverted W space of II2S).
@@ -21,34 +22,30 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import ZooModel
-from .companions import Companion, install_companion, installed, load_companion, load_snapshot, matching, save_snapshot
+from .companion_training import CompanionRun, CompanionTraining, RunSettings, train_companion
+from .companions import Companion, install_companion, installable_name, installed, load_companion, matching
 from .errors import ZooError
 from .files import sha256_file
-from .home import zoo_home
 from .metrics import ssim
 from .model import EqualLinear, Generator, PixelNorm
 from .reconstruction import InversionResult, ReconstructionLoss
 from .reconstruction import learning_rate as schedule
-from .registry import ENCODERS, CompanionEntry, Registry, check_name, load
+from .registry import ENCODERS, CompanionEntry, Registry, load
+from .training.loop import ProgressCallback
 
 ENCODER_FORMAT = "zoo-encoder"
 ENCODER_FORMAT_VERSION = "1"
-RUN_FORMAT = "zoo-encoder-run-1"
 DEFAULT_BACKBONE = "resnet10t"
 # Narrow widths for the default backbone: ~1.3 M parameters (a 6 MB file with its heads), trainable on a CPU.
 BACKBONE_OPTIONS = {"resnet10t": {"channels": [32, 64, 128, 256]}}
 WHITENING_SAMPLES = 10_000
 MAPPING_SLOPE = 0.2  # the mapping network's leaky ReLU; its inverse has slope 1 / 0.2
-
-ProgressCallback = Callable[[int, int, dict | None], None]  # (steps done, total, metrics or None)
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The network
@@ -134,7 +131,7 @@ def build_encoder(base: ZooModel, backbone: str = DEFAULT_BACKBONE) -> Encoder:
 
 
 @dataclass
-class EncoderTrainConfig:
+class EncoderTrainConfig(RunSettings):
     iters: int = 4000
     batch: int = 32
     lr: float = 1e-3
@@ -145,8 +142,7 @@ class EncoderTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.iters < 1 or self.batch < 1 or self.lr <= 0 or self.snapshot_every < 1:
-            raise ZooError("--iters, --batch and --snapshot-every must be at least 1 and --lr positive")
+        super().__post_init__()
         if min(self.latent_weight, self.image_weight, self.offset_weight) < 0:
             raise ZooError("loss weights must be >= 0")
 
@@ -173,67 +169,16 @@ def step_latents(generator: Generator, config: EncoderTrainConfig, step: int) ->
         return generator.mapping(z.to(generator.input.input.device))
 
 
-@dataclass
-class EncoderRun:
-    encoder: Encoder
-    steps: int
-    wall_time_seconds: float
-    metrics: dict
-    run_dir: Path
-
-
-def train_encoder(
-    base: ZooModel,
-    name: str,
-    config: EncoderTrainConfig,
-    *,
-    backbone: str = DEFAULT_BACKBONE,
-    resume: bool = False,
-    on_step: ProgressCallback | None = None,
-) -> EncoderRun:
+def train_encoder(base: ZooModel, name: str, config: EncoderTrainConfig, *, backbone: str = DEFAULT_BACKBONE,
+                  resume: bool = False, on_step: ProgressCallback | None = None) -> CompanionRun:  # fmt: skip
     """Train an encoder for `base` (snapshots in <zoo home>/runs/NAME; `resume` continues from the last one)."""
     generator = base.generator.eval().requires_grad_(False)
-    run_dir = zoo_home() / "runs" / check_name(name)
-    snapshot = load_snapshot(run_dir, RUN_FORMAT, "encoder") if resume else None
-    if snapshot is None and (run_dir / "snapshot.pt").exists():
-        raise ZooError(f"{run_dir}: a run of this name exists; pass --resume to continue it, or delete the folder")
-    with torch.random.fork_rng(devices=[]):  # the initial weights come from the run's seed alone
-        torch.manual_seed(config.seed)
-        encoder = build_encoder(base, backbone)
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
-    step, wall_before, metrics = 0, 0.0, {}
-    if snapshot is not None:
-        check_same_run(snapshot, base, backbone, config, run_dir)
-        encoder.load_state_dict(snapshot["encoder"])
-        optimizer.load_state_dict(snapshot["optimizer"])
-        step, wall_before, metrics = snapshot["step"], snapshot["wall_time_seconds"], snapshot["metrics"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    encoder.train()
-    while step < config.iters:
-        losses = encoder_losses(encoder, generator, step_latents(generator, config, step), config)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
-        step += 1
-        metrics = {key: round(float(value.detach()), 5) for key, value in losses.items()}
-        if step % config.snapshot_every == 0 or step == config.iters:
-            wall = wall_before + time.perf_counter() - started
-            save_snapshot(run_dir, {"format": RUN_FORMAT, "encoder": encoder.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "step": step, "wall_time_seconds": wall, "metrics": metrics,
-                                    "base_sha256": sha256_file(base.info.path), "backbone": backbone,
-                                    "train_config": asdict(config)})  # fmt: skip
-        if on_step:
-            on_step(step, config.iters, metrics)
-    encoder.eval()
-    return EncoderRun(encoder, step, wall_before + time.perf_counter() - started, metrics, run_dir)
-
-
-def check_same_run(snapshot: dict, base: ZooModel, backbone: str, config: EncoderTrainConfig, run_dir: Path) -> None:
-    """A resumed run must continue the same training: same base, backbone and settings (the step count may grow)."""
-    saved = dict(snapshot["train_config"], iters=config.iters, snapshot_every=config.snapshot_every)
-    if snapshot["base_sha256"] != sha256_file(base.info.path) or snapshot["backbone"] != backbone or saved != asdict(config):
-        raise ZooError(f"{run_dir}: the snapshot was made with another base, backbone or settings; resume with those")
+    training = CompanionTraining(
+        kind="encoder", base=base, config=config, build=lambda: build_encoder(base, backbone),
+        losses=lambda encoder, step: encoder_losses(encoder, generator, step_latents(generator, config, step), config),
+        identity={"backbone": backbone}, identity_words="base, backbone or settings",
+    )  # fmt: skip
+    return train_companion(name, training, resume=resume, on_step=on_step)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -341,24 +286,11 @@ def default_encoder(model: ZooModel) -> str:
 
 def train_and_install_encoder(base: str, name: str | None, config: EncoderTrainConfig, *, backbone: str = DEFAULT_BACKBONE,
                               resume: bool = False, force: bool = False, command: str = "", device="cpu",
-                              on_step: ProgressCallback | None = None) -> tuple[EncoderRun, dict]:  # fmt: skip
+                              on_step: ProgressCallback | None = None) -> tuple[CompanionRun, dict]:  # fmt: skip
     """`zoo train-encoder`: train an encoder for installed model `base` and install it as NAME (default BASE-encoder)."""
-    name = check_name(name or f"{base}-encoder")
     registry = Registry()
-    if not force and (name in installed_encoders(registry) or name in registry.domains()):
-        raise ZooError(f"'{name}' is already installed; pass --force to replace it, or choose another --name")
-    model = load(base, device=device)
-    run = train_encoder(model, name, config, backbone=backbone, resume=resume, on_step=on_step)
-    lineage = {
-        "transform": "encoder",
-        "base": base,
-        "backbone": backbone,
-        "iterations": run.steps,
-        "wall_time_seconds": round(run.wall_time_seconds, 1),
-        "command": command,
-        "train_config": asdict(config),
-        "final_losses": run.metrics,
-        "torch_threads": torch.get_num_threads(),
-    }
-    entry = install_encoder(name, run.encoder.cpu(), base, lineage=lineage, force=force, registry=registry)
+    name = installable_name(ENCODERS, "encoder", base, name, force=force, registry=registry)
+    run = train_encoder(load(base, device=device), name, config, backbone=backbone, resume=resume, on_step=on_step)
+    lineage = {"transform": "encoder", "base": base, "backbone": backbone, **run.lineage(command)}
+    entry = install_encoder(name, run.network.cpu(), base, lineage=lineage, force=force, registry=registry)
     return run, entry

@@ -36,6 +36,7 @@ def rich_progress(description: str = "training", console=None) -> Iterator[Progr
 
 
 def format_metrics(metrics: dict) -> str:
-    labels = {"d_loss": "D", "g_loss": "G", "r1": "R1", "path_length": "PL", "augment_p": "p",
-              "latent": "latent", "image": "image", "offset": "offset"}  # the last three: encoder training
+    labels = {"d_loss": "D", "g_loss": "G", "r1": "R1", "path_length": "PL", "augment_p": "p",  # the GAN's
+              "loss": "loss", "latent": "latent", "image": "image", "offset": "offset",  # an encoder's
+              "l1": "L1", "ssim": "1-SSIM"}  # a translator's
     return "  ".join(f"{label} {metrics[key]:.3g}" for key, label in labels.items() if key in metrics)

@@ -14,35 +14,31 @@ Translating is then one forward pass: `--styles` feeds random appearance codes, 
 the reference's latent from the family's encoder (zoo/encoder.py).
 
 Files: `checkpoints/NAME.safetensors` (metadata: config, base, base sha256, family, targets, lineage), registered in
-registry.toml's `[translators.NAME]` table (zoo/companions.py, shared with encoders). Runs: `<zoo home>/runs/NAME/`.
+registry.toml's `[translators.NAME]` table (zoo/companions.py, shared with encoders). Runs: `<zoo home>/runs/NAME/`
+(resumable; the loop is zoo/companion_training.py's, shared with encoders).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import ZooModel
-from .companions import Companion, install_companion, installed, load_companion, load_snapshot, matching, save_snapshot
+from .companion_training import CompanionRun, CompanionTraining, RunSettings, train_companion
+from .companions import Companion, install_companion, installable_name, installed, load_companion, matching
 from .errors import ZooError
 from .files import sha256_file
-from .home import zoo_home
 from .metrics import ssim
-from .registry import TRANSLATORS, Registry, check_name, load
+from .registry import TRANSLATORS, Registry, load
 from .rendering import Renderer, check_same_family, family_members, random_appearance, translation_options
+from .training.loop import ProgressCallback
 
 TRANSLATOR_FORMAT = "zoo-translator"
-RUN_FORMAT = "zoo-translator-run-1"
 LATENT_SAMPLES = 10_000
-
-ProgressCallback = Callable[[int, int, dict | None], None]
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The network
@@ -161,7 +157,7 @@ def build_translator(base: ZooModel, targets: list[str], widths: list[int] | Non
 
 
 @dataclass
-class TranslatorTrainConfig:
+class TranslatorTrainConfig(RunSettings):
     iters: int = 5000
     batch: int = 32
     lr: float = 1e-3
@@ -172,8 +168,7 @@ class TranslatorTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.iters < 1 or self.batch < 1 or self.lr <= 0 or self.snapshot_every < 1:
-            raise ZooError("--iters, --batch and --snapshot-every must be at least 1 and --lr positive")
+        super().__post_init__()
         for name in ("appearance_fraction", "input_augment", "appearance_truncation"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ZooError(f"{name} must be in [0, 1]")
@@ -238,60 +233,26 @@ def translator_loss(translator: Translator, pairs: PairBatch) -> dict[str, torch
 # Training
 
 
-@dataclass
-class TranslatorRun:
-    translator: Translator
-    steps: int
-    wall_time_seconds: float
-    metrics: dict
-    run_dir: Path
+def learning_rate(config: TranslatorTrainConfig, step: int) -> float:
+    """config.lr, decayed along a cosine over the last half of the run."""
+    progress = max(0.0, step / config.iters - 0.5) * 2
+    return config.lr * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
 
 
 def train_translator(base: ZooModel, targets: dict[str, ZooModel], name: str, config: TranslatorTrainConfig, *,
-                     appearance_layers: int = 4, resume: bool = False, on_step: ProgressCallback | None = None) -> TranslatorRun:  # fmt: skip
+                     appearance_layers: int = 4, resume: bool = False, on_step: ProgressCallback | None = None) -> CompanionRun:  # fmt: skip
     """Distil base -> each target into one Translator (snapshots in <zoo home>/runs/NAME; `resume` continues)."""
     for model in [base, *targets.values()]:
         model.generator.eval().requires_grad_(False)
-    run_dir = zoo_home() / "runs" / check_name(name)
-    snapshot = load_snapshot(run_dir, RUN_FORMAT, "translator") if resume else None
-    if snapshot is None and (run_dir / "snapshot.pt").exists():
-        raise ZooError(f"{run_dir}: a run of this name exists; pass --resume to continue it, or delete the folder")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        translator = build_translator(base, list(targets), appearance_layers=appearance_layers)
-    optimizer = torch.optim.Adam(translator.parameters(), lr=config.lr, betas=(0.9, 0.99))
-    identity = {"base_sha256": sha256_file(base.info.path), "targets": list(targets), "appearance_layers": appearance_layers,
-                "train_config": asdict(config)}  # fmt: skip
-    step, wall_before, metrics = 0, 0.0, {}
-    if snapshot is not None:
-        if {**snapshot["identity"], "train_config": {**snapshot["identity"]["train_config"], "iters": config.iters,
-                                                     "snapshot_every": config.snapshot_every}} != identity:
-            raise ZooError(f"{run_dir}: the snapshot was made with another base, targets or settings; resume with those")
-        translator.load_state_dict(snapshot["model"])
-        optimizer.load_state_dict(snapshot["optimizer"])
-        step, wall_before, metrics = snapshot["step"], snapshot["wall_time_seconds"], snapshot["metrics"]
     sampler = PairSampler(base, targets, config, appearance_layers)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    translator.train()
-    while step < config.iters:
-        for group in optimizer.param_groups:  # cosine decay over the last half
-            progress = max(0.0, step / config.iters - 0.5) * 2
-            group["lr"] = config.lr * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
-        losses = translator_loss(translator, sampler(step))
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
-        step += 1
-        metrics = {key: round(float(value.detach()), 5) for key, value in losses.items()}
-        if step % config.snapshot_every == 0 or step == config.iters:
-            wall = wall_before + time.perf_counter() - started
-            save_snapshot(run_dir, {"format": RUN_FORMAT, "model": translator.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "step": step, "wall_time_seconds": wall, "metrics": metrics, "identity": identity})  # fmt: skip
-        if on_step:
-            on_step(step, config.iters, metrics)
-    translator.eval()
-    return TranslatorRun(translator, step, wall_before + time.perf_counter() - started, metrics, run_dir)
+    training = CompanionTraining(
+        kind="translator", base=base, config=config,
+        build=lambda: build_translator(base, list(targets), appearance_layers=appearance_layers),
+        losses=lambda translator, step: translator_loss(translator, sampler(step)),
+        identity={"targets": list(targets), "appearance_layers": appearance_layers}, identity_words="base, targets or settings",
+        betas=(0.9, 0.99), learning_rate=lambda step: learning_rate(config, step),
+    )  # fmt: skip
+    return train_companion(name, training, resume=resume, on_step=on_step)
 
 
 def family_targets(base: str, registry: Registry | None = None) -> list[str]:
@@ -301,12 +262,10 @@ def family_targets(base: str, registry: Registry | None = None) -> list[str]:
 
 def train_and_install_translator(base: str, targets: list[str] | None, name: str | None, config: TranslatorTrainConfig, *,
                                  appearance_layers: int = 4, resume: bool = False, force: bool = False, command: str = "",
-                                 on_step: ProgressCallback | None = None) -> tuple[TranslatorRun, dict]:  # fmt: skip
+                                 on_step: ProgressCallback | None = None) -> tuple[CompanionRun, dict]:  # fmt: skip
     """`zoo train-translator`: distil BASE -> every target (default: the family's installed models) into NAME."""
-    name = check_name(name or f"{base}-translator")
     registry = Registry()
-    if not force and (name in installed(TRANSLATORS, registry) or name in registry.domains()):
-        raise ZooError(f"'{name}' is already installed; pass --force to replace it, or choose another --name")
+    name = installable_name(TRANSLATORS, "translator", base, name, force=force, registry=registry)
     targets = targets or family_targets(base, registry)
     if not targets:
         raise ZooError(f"{base} has no installed family members to translate into; add one with `zoo add-domain`")
@@ -315,20 +274,10 @@ def train_and_install_translator(base: str, targets: list[str] | None, name: str
     for model in models.values():
         check_same_family(base_model, model)
     run = train_translator(base_model, models, name, config, appearance_layers=appearance_layers, resume=resume, on_step=on_step)
-    lineage = {
-        "transform": "distillation",
-        "base": base,
-        "targets": targets,
-        "target_sha256": {target: sha256_file(model.info.path) for target, model in models.items()},
-        "iterations": run.steps,
-        "wall_time_seconds": round(run.wall_time_seconds, 1),
-        "command": command,
-        "train_config": asdict(config),
-        "appearance_layers": appearance_layers,
-        "final_losses": run.metrics,
-        "torch_threads": torch.get_num_threads(),
-    }
-    companion = Companion(TRANSLATORS, "translator", TRANSLATOR_FORMAT, run.translator, asdict(run.translator.config))
+    lineage = {"transform": "distillation", "base": base, "targets": targets,
+               "target_sha256": {target: sha256_file(model.info.path) for target, model in models.items()},
+               **run.lineage(command, appearance_layers=appearance_layers)}  # fmt: skip
+    companion = Companion(TRANSLATORS, "translator", TRANSLATOR_FORMAT, run.network, asdict(run.network.config))
     entry = install_companion(companion, name, base, lineage=lineage, extra={"targets": targets}, force=force, registry=registry)
     return run, entry
 

@@ -46,7 +46,15 @@ from ..registry import Registry, load
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .distributed import DistributedContext, init_distributed, training_device
 from .logs import METRICS_FILE, MetricsLog, write_samples
-from .snapshot import SNAPSHOT_FILE, SNAPSHOT_FORMAT, load_snapshot, restore_rng_state, rng_state, save_snapshot
+from .snapshot import (
+    SNAPSHOT_FILE,
+    SNAPSHOT_FORMAT,
+    load_snapshot,
+    prepare_run_dir,
+    restore_rng_state,
+    rng_state,
+    save_snapshot,
+)
 from .stop import StopRequest
 from .trainer import Trainer
 
@@ -199,9 +207,7 @@ def _start_run(config, data_root, run_dir, model_config, base, cache_dir, includ
     else:
         base_info = None
     if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in run_dir.glob(f".{SNAPSHOT_FILE}.*.tmp"):  # left by a kill during a snapshot write
-            stale.unlink(missing_ok=True)
+        prepare_run_dir(run_dir)
     # Rank 0 decodes the images and writes the cache; the others then read it.
     cache_dir = Path(cache_dir) if cache_dir else run_dir / "data"
     data = prepare_dataset(data_root, model_config.size, cache_dir, include=include) if context.is_main else None

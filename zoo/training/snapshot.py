@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ZooError
-from ..files import atomic_path
+from ..files import atomic_path, remove_stale_temps
 
 SNAPSHOT_FILE = "snapshot.pt"
 SNAPSHOT_FORMAT = 1
@@ -22,18 +22,33 @@ def save_snapshot(run_dir: Path, state: dict) -> Path:
     return path
 
 
-def load_snapshot(run_dir: Path, device: torch.device | str = "cpu") -> dict | None:
-    """The run's snapshot (tensors on `device`), or None if it has none; plain data only (weights_only)."""
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create the run's folder, clearing what a kill during a snapshot write left there."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(run_dir, SNAPSHOT_FILE)
+
+
+def read_snapshot(run_dir: Path, device: torch.device | str = "cpu") -> object | None:
+    """The run's snapshot.pt as saved (tensors on `device`), or None if it has none; plain data only (weights_only)."""
     path = Path(run_dir) / SNAPSHOT_FILE
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         problem = type(error).__name__
         raise ZooError(f"{path}: unreadable snapshot ({problem}); delete the run directory to start over") from None
-    if state.get("format") != SNAPSHOT_FORMAT:
-        raise ZooError(f"{path}: snapshot format {state.get('format')} is not {SNAPSHOT_FORMAT}; start a new run")
+
+
+def load_snapshot(run_dir: Path, device: torch.device | str = "cpu") -> dict | None:
+    """A training run's snapshot (`read_snapshot`) of this module's format, or None if it has none."""
+    path = Path(run_dir) / SNAPSHOT_FILE
+    state = read_snapshot(run_dir, device)
+    if state is None:
+        return None
+    found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if found != SNAPSHOT_FORMAT:
+        raise ZooError(f"{path}: snapshot format {found} is not {SNAPSHOT_FORMAT}; start a new run")
     return state
 
 
