@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -222,6 +223,18 @@ def test_resume_and_interruptions_match_an_uninterrupted_run(images, tmp_path, t
         assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
     with pytest.raises(ZooError, match=r"settings differ from the snapshot's \(batch 4 -> 2\)"):
         train(recipe(iters=6, batch=2), images, tmp_path / "crashed", model_config=tiny_config, resume=True)
+
+
+def test_a_run_resumes_on_the_same_images_with_new_mtimes_but_not_on_changed_images(images, tmp_path, tiny_config):
+    """A fresh clone gives the same files new modification times: the resume check compares the decoded pixels."""
+    train(recipe(iters=2, snapshot_every=2), images, tmp_path / "run", model_config=tiny_config)
+    for path in images.iterdir():
+        os.utime(path, ns=(1, 1))
+    train(recipe(iters=3, snapshot_every=1), images, tmp_path / "run", model_config=tiny_config, resume=True)
+    assert load_snapshot(tmp_path / "run")["trainer"]["step"] == 3
+    Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(images / "00.png")
+    with pytest.raises(ZooError, match="changed since the snapshot; restore them"):
+        train(recipe(iters=4), images, tmp_path / "run", model_config=tiny_config, resume=True)
 
 
 def test_a_failed_snapshot_write_leaves_the_previous_one(images, tmp_path, tiny_config, monkeypatch):

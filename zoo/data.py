@@ -118,6 +118,13 @@ class PreparedDataset:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def digest(self) -> str:
+        """sha256 of what training sees (the file names and their decoded pixels), unlike `fingerprint` (the cache's
+        key, from file sizes and modification times) the same in every clone of the same data."""
+        content = hashlib.sha256(json.dumps(self.files).encode())
+        content.update(self.images.contiguous().numpy().tobytes())
+        return content.hexdigest()
+
     def skip_report(self, max_names: int = 10) -> str:
         """One line naming the skipped files and why ('' when none was skipped)."""
         if not self.skipped:

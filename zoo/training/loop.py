@@ -25,6 +25,7 @@ KeyboardInterrupt; a second Ctrl-C stops at once, leaving the previous snapshot.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import time
 import warnings
@@ -109,11 +110,22 @@ class _Run:
             "rng": rng_state(),
             "train_config": self.config.to_dict(),
             "model_config": self.model_config.to_dict(),
-            "data_fingerprint": self.data.fingerprint,
+            "data_digest": self.data_digest,
             "augment_mode": self.augment_mode,
             "base": asdict(self.base) if self.base else None,
             "wall_time_seconds": self.wall_time(),
         }
+
+    @functools.cached_property
+    def data_digest(self) -> str:
+        return self.data.digest()
+
+    def same_data(self, snapshot: dict) -> bool:
+        """Same images as the snapshot's run. Older snapshots hold only the cache's fingerprint (file sizes and
+        modification times), which a fresh clone of the same data changes."""
+        if "data_digest" in snapshot:
+            return snapshot["data_digest"] == self.data_digest
+        return snapshot["data_fingerprint"] == self.data.fingerprint
 
     def check_resumable(self, snapshot: dict) -> None:
         """A resumed run must compute what the interrupted one would have: same settings, model, data and base."""
@@ -129,7 +141,7 @@ class _Run:
             raise ZooError(f"{where}: settings differ from the snapshot's ({'; '.join(changed)}); resume with those")
         if snapshot["model_config"] != self.model_config.to_dict():
             raise ZooError(f"{where}: the snapshot has another architecture ({snapshot['model_config']}); use that one")
-        if snapshot["data_fingerprint"] != self.data.fingerprint:
+        if not self.same_data(snapshot):
             raise ZooError(f"{where}: the images in {self.data.root} changed since the snapshot; restore them")
         if snapshot["base"] != (asdict(self.base) if self.base else None):
             raise ZooError(f"{where}: the snapshot was fine-tuned from another base ({snapshot['base']}); use that one")
