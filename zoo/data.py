@@ -122,7 +122,7 @@ class PreparedDataset:
         """sha256 of what training sees (the file names and their decoded pixels), unlike `fingerprint` (the cache's
         key, from file sizes and modification times) the same in every clone of the same data."""
         content = hashlib.sha256(json.dumps(self.files).encode())
-        content.update(self.images.contiguous().numpy().tobytes())
+        content.update(self.images.contiguous().numpy())  # hashed in place: no second copy of the dataset
         return content.hexdigest()
 
     def skip_report(self, max_names: int = 10) -> str:
