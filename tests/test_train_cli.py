@@ -27,7 +27,7 @@ def zoo(*args):
 
 
 def test_train_base_then_add_domain_keeps_the_family(images, zoo_home):
-    trained = zoo("train-base", "mybase", "--data", images, *TINY, *FAST, "--iters", "4")
+    trained = zoo("train-base", "mybase", "--data", images, *TINY, *FAST, "--iters", "4", "--augment", "ada", "--precision", "float32")
     assert "installed mybase (16px, family mybase) after 4 steps" in trained.stdout
     assert "mybase step 4/4" in trained.stderr
     zoo("add-domain", "mine", "--base", "mybase", "--data", images, *FAST, "--iters", "2", "--freeze-d", "1")
@@ -36,6 +36,7 @@ def test_train_base_then_add_domain_keeps_the_family(images, zoo_home):
     assert tuned["family"] == "mybase" and tuned["mapping_sha256"] == base["mapping_sha256"]
     assert tuned["lineage"]["transform"] == "fine-tune" and tuned["lineage"]["base_sha256"] == base["sha256"]
     assert tuned["lineage"]["recipe"]["freeze_fc"] is True and tuned["lineage"]["recipe"]["freeze_d"] == 1
+    assert (base["lineage"]["recipe"]["augment"], base["lineage"]["recipe"]["precision"]) == ("ada", "float32")
     assert tuned["lineage"]["command"].startswith("zoo add-domain mine --base mybase")
     base_model, tuned_model = load_model(zoo_home / base["file"]), load_model(zoo_home / tuned["file"])
     assert all(torch.equal(a, b) for a, b in zip(base_model.generator.style.parameters(), tuned_model.generator.style.parameters()))

@@ -67,6 +67,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(float(beta) for beta in self.betas)
+        # the CLI hands over its choices as enum members, which a snapshot (torch.save) could not store
+        self.augment, self.precision = str(self.augment), str(self.precision)
         if self.augment not in AUGMENT_MODES:
             raise SettingError("augment", f"{self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
         positive = ("iters", "batch", "d_reg_every", "g_reg_every", "path_batch_shrink", "ada_interval",
