@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every figure of docs/benchmarks.md in one go, with the machine it ran on and how busy it was, into one raw log.
 #   benchmarks/run_all.sh [--quick] [OUT]     (from the checkout's root, its venv active)
-# About 25-30 minutes on 2 idle cores of an AMD EPYC Zen 3 (the 256 px training steps take 10-12 of them); --quick
-# runs each script once with tiny settings (about 5 minutes idle) to check that everything works, its figures worthless.
+# About 37 minutes on 2 idle cores of an AMD EPYC Zen 4 (the 256 px training steps take 20 of them); --quick runs
+# each script once with tiny settings (about 5 minutes idle) to check that everything works, its figures worthless.
 # Settings: THREADS (default 2) threads for torch in every script; ROSINALITY=DIR, a checkout of
 # rosinality/stylegan2-pytorch, adds its own model.py to the inference table. The figures hold only for an idle
 # machine: the log records the load average and the busiest processes before and after each script.
@@ -33,7 +33,8 @@ print(f"torch {torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_ca
   echo "ZOO_CPU_ALLOCATOR=${ZOO_CPU_ALLOCATOR:-tuned (default)}"
   load
   if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
-    echo "WARNING: the machine is not idle (1-minute load average above 0.5): these figures are not for the docs"
+    echo "WARNING: 1-minute load average above 0.5: unless the busiest processes above are near 0% (the average trails" \
+      "a process that just ended), the machine is not idle and these figures are not for the docs"
   fi
 }
 

@@ -114,6 +114,7 @@ def test_an_installed_encoder_is_listed_described_and_confined_to_checkpoints(mo
     train_and_install_encoder("tiny", None, small_run(1))
     rows = {row["domain"]: row for row in domain_status(installed_only=True)}
     assert rows["tiny-encoder"]["state"] == "installed encoder" and rows["tiny-encoder"]["base"] == "tiny"
+    assert rows["tiny-encoder"]["resolution"] == rows["tiny"]["resolution"] == model.generator.config.size
     assert "tiny-encoder" not in [path.stem for path in Registry().unregistered_files()]
     facts = describe("tiny-encoder")
     assert facts["verified against registry.toml"] is True and facts["family"] == model.info.family

@@ -77,7 +77,8 @@ def domain_status(pattern: str | None = None, family: str | None = None, install
     for table, state in COMPANION_STATES.items():
         for name, entry in sorted(registry.companions(table).items()):
             if (pattern is None or fnmatch.fnmatch(name, pattern)) and family in (None, entry.family):
-                rows.append({"domain": name, "family": entry.family, "resolution": None, "base": entry.base,
+                resolution = installed[entry.base].resolution if entry.base in installed else None  # it works at its base's
+                rows.append({"domain": name, "family": entry.family, "resolution": resolution, "base": entry.base,
                              "state": state, "plugin": None, "version": None})
     return [row for row in rows if not installed_only or row["state"] in ("installed", *COMPANION_STATES.values())]
 
