@@ -45,6 +45,16 @@ def init_distributed() -> DistributedContext:
     return DistributedContext(dist.get_rank(), world_size, local_rank, owns_process_group=True)
 
 
+def rank_zero_choice(value):
+    """Rank 0's `value` on every rank, where each process decides something by itself that all must share (a timed
+    choice such as `--precision auto`); `value` itself outside a process group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    chosen = [value]
+    dist.broadcast_object_list(chosen, src=0)
+    return chosen[0]
+
+
 def training_device(requested: str | torch.device | None, context: DistributedContext) -> torch.device:
     if requested is not None:
         return pick_device(str(requested))

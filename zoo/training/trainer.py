@@ -25,6 +25,7 @@ from ..devices import compute_dtype
 from ..errors import ZooError
 from ..model import Discriminator, Generator
 from .config import TrainConfig
+from .distributed import rank_zero_choice
 from .ema import accumulate_ema, ema_decay
 from .loss import d_loss, g_loss, path_length_penalty, path_lengths, r1_penalty
 
@@ -164,7 +165,7 @@ class Trainer:
         self.amp = config.amp and device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp and self.amp_dtype == torch.float16)
-        self.compute_dtype = torch.float32 if self.amp else compute_dtype(config.precision, device)
+        self.compute_dtype = torch.float32 if self.amp else rank_zero_choice(compute_dtype(config.precision, device))
 
         self.augment = augment.AugmentController(
             p=1.0 if augment_mode == "diffaug" else 0.0,
